@@ -1,0 +1,5 @@
+"""ONNX <-> k5. ``onnx`` (and ``onnxruntime`` for verification) are imported on first use only."""
+
+from k5.convert.onnx.importer import from_onnx
+
+__all__ = ["from_onnx"]
