@@ -5,12 +5,16 @@ from k5.ops import (  # noqa: F401 - imported for their registrations
     control,
     conv,
     elementwise,
+    image,
     linalg,
+    loss,
     norm,
     quant,
     reduce,
     rnn,
+    sequence,
     shape,
+    signal,
 )
 from k5.ops.registry import OPSET_VERSION, OpSchema, all_schemas, find_schema, get_schema, op
 

@@ -1,1 +1,1 @@
-"""attention ops."""
+"""Attention: MultiHeadAttention (a layer with projections), ONNX Attention, rotary embeddings."""

@@ -1,1 +1,1 @@
-"""conv ops."""
+"""Convolution and pooling: Conv, ConvTranspose, max/average/Lp/global/adaptive pooling."""

@@ -1,1 +1,1 @@
-"""norm ops."""
+"""Normalization layers: batch, layer, group, instance, RMS, Lp, mean-variance, LRN."""

@@ -1,1 +1,1 @@
-"""quant ops."""
+"""Quantization: QuantizeLinear, DequantizeLinear, integer matmul/conv, QLinear ops."""

@@ -1,1 +1,1 @@
-"""reduce ops."""
+"""Reductions and their kin: Reduce*, ArgMax/ArgMin, Softmax/LogSoftmax/Hardmax, CumSum, TopK."""

@@ -1,1 +1,1 @@
-"""rnn ops."""
+"""Recurrent layers: LSTM, GRU, RNN (ONNX semantics, one layer per node)."""

@@ -125,6 +125,7 @@ class Session:
                 shapes = ", ".join(_describe(a) for a in args)
                 raise RunError(f"kernel failed on inputs ({shapes}): {type(e).__name__}: {e}", where=node.label) from e
             outputs = list(result) if isinstance(result, tuple) else [result]  # a tuple means several outputs
+            outputs = [np.asarray(v) if isinstance(v, np.generic) else v for v in outputs]
             if len(outputs) < len(node.outputs) and any(node.outputs[len(outputs) :]):
                 raise RunError(
                     f"kernel returned {len(outputs)} outputs; the node names {len(node.outputs)}", where=node.label

@@ -1,0 +1,1 @@
+"""Image ops: resize, grid sampling, RoI align, depth/space rearrangement, crops, box suppression."""

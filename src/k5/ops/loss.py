@@ -1,0 +1,1 @@
+"""Loss ops: negative log-likelihood, softmax cross-entropy."""

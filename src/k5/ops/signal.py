@@ -1,0 +1,1 @@
+"""Signal ops: DFT, STFT, window functions, mel filter banks."""
