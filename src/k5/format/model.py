@@ -41,11 +41,16 @@ Shape = list[Dim] | None  # None: rank unknown
 
 @dataclass
 class TensorInfo:
-    """A named value with a dtype (k5 name) and a possibly symbolic shape."""
+    """A named value with a dtype (k5 name) and a possibly symbolic shape.
+
+    ``kind`` is "tensor" (the usual case), "sequence" (a list of tensors of ``dtype``/``shape``) or "optional"
+    (a tensor that may be absent, ``None``).
+    """
 
     name: str
     dtype: str | None = None
     shape: Shape = None
+    kind: str = "tensor"
 
     def __post_init__(self) -> None:
         if self.dtype is not None:

@@ -181,6 +181,9 @@ def _bind_inputs(
     feeds: dict[str, Any] = {}
     for t in declared:
         value = given[t.name]
+        if t.kind != "tensor":  # sequences (lists) and optionals (None allowed) pass as they are
+            feeds[t.name] = value
+            continue
         if not isinstance(value, np.ndarray):
             value = np.asarray(value, dtype=dtype_of(t.dtype).numpy if t.dtype else None)
         if t.dtype is not None and value.dtype != dtype_of(t.dtype).numpy:
