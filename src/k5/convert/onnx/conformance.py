@@ -22,7 +22,7 @@ import numpy as np
 
 from k5.errors import K5Error, UnsupportedOpsError
 
-__all__ = ["Case", "Result", "iter_cases", "run_case", "compare", "main"]
+__all__ = ["Case", "Result", "compare", "iter_cases", "main", "run_case"]
 
 
 @dataclass
@@ -152,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{r.status:11s} {r.case}: {r.detail}")
     supported = len(results) - by_status["unsupported"]
     passed = by_status["pass"]
-    print(f"cases: {len(results)}  supported: {supported}  passed: {passed}  failed: {by_status['fail']}  "
-          f"errors: {by_status['error']}  ({100.0 * passed / max(supported, 1):.1f}% of supported)")
+    print(
+        f"cases: {len(results)}  supported: {supported}  passed: {passed}  failed: {by_status['fail']}  "
+        f"errors: {by_status['error']}  ({100.0 * passed / max(supported, 1):.1f}% of supported)"
+    )
     covered = sorted(o for o, c in per_op.items() if c["pass"])
     print(f"ONNX ops with a passing case: {len(covered)}")
     if missing:

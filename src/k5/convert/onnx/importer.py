@@ -1,47 +1,78 @@
 """ONNX -> k5 import.
 
 k5's default op set follows ONNX's operator semantics (latest opset) wherever ONNX has the op, so most ONNX nodes
-map one-to-one; version adapters, pattern folding (Gemm/MatMul+Add -> Linear...) and weight ownership are layered
-on top of the one-to-one mapping.
+map one-to-one. On top of the one-to-one mapping, in this order:
+
+1. version adapters (:mod:`k5.convert.onnx.tables`): attributes of older opsets that later became inputs turn
+   into ``Constant`` nodes feeding the input; renamed ops and attribute values take their current form; ONNX
+   element type codes in attributes (``Cast.to``...) become k5 dtype names;
+2. pattern folding: ``MatMul(x, W) + Add(b)`` and ``Gemm(x, W, b)`` with initializer weights become ``Linear``;
+3. weight ownership: an initializer that feeds a parameter input (``@weight``...) of its only consumer becomes
+   that node's weight (``/model/weights/<node>/<param>``); other initializers become ``Constant`` nodes;
+4. readable node ids: ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1`` where unambiguous.
+
+Every unsupported op (with counts), and every element type outside k5, is reported at once.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from k5.convert.onnx.tables import (
+    ATTR_VALUE_RENAMES,
+    ATTRS_TO_INPUTS,
+    COERCED_2D,
+    DEFAULT_ATTRS,
+    DROPPED_ATTRS,
+    DTYPE_ATTRS,
+    ONNX_DTYPES,
+    RENAMED_OPS,
+    UNADAPTED_VERSIONS,
+    AttrToInput,
+)
 from k5.errors import ConversionError, UnsupportedOpsError
 from k5.format.dtypes import DTYPES
-from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo
+from k5.format.model import DEFAULT_DOMAIN, Graph, Metadata, Model, Node, TensorInfo
 
-__all__ = ["from_onnx", "onnx_dtype_name", "tensor_to_array"]
-
-#: ONNX TensorProto data type -> k5 dtype name
-_ONNX_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-    10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128", 16: "bfloat16",
-    17: "float8_e4m3fn", 18: "float8_e4m3fnuz", 19: "float8_e5m2", 20: "float8_e5m2fnuz",
-}  # fmt: skip
+__all__ = ["ONNX_DOMAINS", "UnsupportedTypesError", "from_onnx", "onnx_dtype_name", "tensor_to_array"]
 
 ONNX_DOMAINS = ("", "ai.onnx")
 
 
-def onnx_dtype_name(elem_type: int, *, where: str = "") -> str:
-    try:
-        return _ONNX_DTYPES[elem_type]
-    except KeyError:
-        import onnx
+class UnsupportedTypesError(ConversionError):
+    """A model uses element types outside k5 (string, int4, float4...); lists every one with its count."""
 
-        raise ConversionError(
-            f"ONNX element type {onnx.TensorProto.DataType.Name(elem_type)} has no k5 dtype", where=where or None
-        ) from None
+    def __init__(self, framework: str, counts: dict[str, int], *, where: str | None = None) -> None:
+        self.framework = framework
+        self.counts = dict(counts)
+        listing = ", ".join(f"{t} (x{n})" for t, n in sorted(counts.items()))
+        super().__init__(f"{len(counts)} {framework} element type(s) outside k5's dtypes: {listing}", where=where)
+
+
+def _type_name(elem_type: int) -> str:
+    import onnx
+
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return f"type code {elem_type}"
+
+
+def onnx_dtype_name(elem_type: int, *, where: str = "") -> str:
+    """The k5 dtype name of an ONNX element type code; :class:`UnsupportedTypesError` if k5 has none."""
+    try:
+        return ONNX_DTYPES[elem_type]
+    except KeyError:
+        raise UnsupportedTypesError("ONNX", {_type_name(elem_type): 1}, where=where or None) from None
 
 
 def tensor_to_array(tensor: Any) -> np.ndarray:
-    """An ONNX TensorProto as a NumPy array of the matching k5 dtype."""
+    """An ONNX TensorProto as a NumPy array of the matching k5 dtype (external data must be loaded already)."""
     from onnx import numpy_helper
 
     name = onnx_dtype_name(tensor.data_type, where=f"tensor {tensor.name!r}")
@@ -52,120 +83,443 @@ def tensor_to_array(tensor: Any) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _value_info(vi: Any) -> TensorInfo:
-    t = vi.type
-    if not t.HasField("tensor_type"):
-        return TensorInfo(vi.name)
-    tt = t.tensor_type
-    dtype = onnx_dtype_name(tt.elem_type, where=f"value {vi.name!r}") if tt.elem_type else None
-    shape: list[int | str] | None = None
-    if tt.HasField("shape"):
-        shape = []
-        for i, d in enumerate(tt.shape.dim):
-            if d.HasField("dim_value"):
-                shape.append(int(d.dim_value))
-            else:
-                shape.append(d.dim_param or f"{vi.name}_dim{i}")
-    return TensorInfo(vi.name, dtype, shape)
+_ID_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
-_ID_BAD = re.compile(r"[\x00]")
+def _sanitise(text: str) -> str:
+    return _ID_BAD.sub("_", text).strip(".") or "node"
+
+
+def scope_id(onnx_name: str, op_type: str) -> tuple[str, str]:
+    """(module path, last segment) of an exporter-style node name.
+
+    ``/layer1/layer1.0/conv1/Conv`` -> (``layer1.0.conv1``, ``Conv``); ``/Add_3`` -> ("", ``Add_3``); a name
+    without slashes is its own path.
+    """
+    segs = [s for s in onnx_name.split("/") if s]
+    if not segs:
+        return "", ""
+    if "/" not in onnx_name:
+        return _sanitise(onnx_name), ""
+    last = segs[-1]
+    scope = segs[:-1] if re.fullmatch(rf"{re.escape(op_type)}(_\d+)?", last) else segs
+    path = ""
+    for s in scope:
+        path = s if not path or s.startswith(path + ".") or s == path else f"{path}.{s}"
+    return (_sanitise(path) if path else ""), _sanitise(last if scope is not segs else "")
 
 
 class _Importer:
     def __init__(self, opset: dict[str, int]) -> None:
         self.opset = opset
-        self.ids: set[str] = set()
+        self.version = opset.get(DEFAULT_DOMAIN, 1)
         self.unsupported: Counter[str] = Counter()
+        self.bad_types: Counter[str] = Counter()
+        self.names: set[str] = set()
 
-    def node_id(self, name: str, op_type: str) -> str:
-        base = _ID_BAD.sub("", name.strip("/").replace("/", ".")) or op_type
-        candidate, n = base, 1
-        while candidate in self.ids:
+    # -- values ------------------------------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.names:
             n += 1
-            candidate = f"{base}_{n}"
-        self.ids.add(candidate)
-        return candidate
+            name = f"{base}_{n}"
+        self.names.add(name)
+        return name
 
+    def dtype(self, elem_type: int) -> str | None:
+        if elem_type == 0:
+            return None
+        name = ONNX_DTYPES.get(elem_type)
+        if name is None:
+            self.bad_types[_type_name(elem_type)] += 1
+        return name
+
+    def tensor(self, t: Any) -> np.ndarray | None:
+        if self.dtype(t.data_type) is None:
+            return None
+        return tensor_to_array(t)
+
+    def type_info(self, name: str, tp: Any) -> TensorInfo:
+        kind = "tensor"
+        which = tp.WhichOneof("value")
+        while which in ("sequence_type", "optional_type"):
+            if kind == "tensor":
+                kind = "sequence" if which == "sequence_type" else "optional"
+            tp = tp.sequence_type.elem_type if which == "sequence_type" else tp.optional_type.elem_type
+            which = tp.WhichOneof("value")
+        if which is None:
+            return TensorInfo(name, kind=kind)
+        if which != "tensor_type":
+            self.bad_types[which] += 1
+            return TensorInfo(name, kind=kind)
+        tt = tp.tensor_type
+        shape: list[int | str] | None = None
+        if tt.HasField("shape"):
+            shape = []
+            for i, d in enumerate(tt.shape.dim):
+                if d.HasField("dim_value"):
+                    shape.append(int(d.dim_value))
+                else:
+                    shape.append(d.dim_param or f"{_sanitise(name)}_dim{i}")
+        return TensorInfo(name, self.dtype(tt.elem_type), shape, kind=kind)
+
+    # -- attributes --------------------------------------------------------------------------------------------
     def attr(self, a: Any) -> Any:
         import onnx
 
         T = onnx.AttributeProto
-        if a.type == T.INT:
-            return int(a.i)
-        if a.type == T.FLOAT:
-            return float(a.f)
-        if a.type == T.STRING:
-            return a.s.decode("utf-8")
-        if a.type == T.INTS:
-            return [int(v) for v in a.ints]
-        if a.type == T.FLOATS:
-            return [float(v) for v in a.floats]
-        if a.type == T.STRINGS:
-            return [s.decode("utf-8") for s in a.strings]
-        if a.type == T.GRAPH:
-            return self.graph(a.g)
-        if a.type == T.GRAPHS:
-            return [self.graph(g) for g in a.graphs]
-        if a.type == T.TENSOR:
-            return tensor_to_array(a.t)
-        raise ConversionError(f"attribute {a.name!r} has unsupported ONNX type {T.AttributeType.Name(a.type)}")
+        simple = {
+            T.INT: lambda: int(a.i),
+            T.FLOAT: lambda: float(a.f),
+            T.STRING: lambda: a.s.decode("utf-8"),
+            T.INTS: lambda: [int(v) for v in a.ints],
+            T.FLOATS: lambda: [float(v) for v in a.floats],
+            T.STRINGS: lambda: [s.decode("utf-8") for s in a.strings],
+            T.GRAPH: lambda: self.graph(a.g),
+            T.GRAPHS: lambda: [self.graph(g) for g in a.graphs],
+            T.TENSOR: lambda: self.tensor(a.t),
+            T.SPARSE_TENSOR: lambda: self.sparse(a.sparse_tensor),
+        }
+        if a.type in simple:
+            return simple[a.type]()
+        self.bad_types[f"attribute type {T.AttributeType.Name(a.type)}"] += 1
+        return None
 
-    def graph(self, g: Any) -> Graph:
+    def sparse(self, st: Any) -> np.ndarray | None:
+        values = self.tensor(st.values)
+        if values is None:
+            return None
+        from onnx import numpy_helper
+
+        dense = np.zeros(int(np.prod(st.dims, dtype=np.int64)), dtype=values.dtype)
+        idx = numpy_helper.to_array(st.indices).astype(np.int64)
+        if idx.ndim == 2:  # coordinates [nnz, rank] -> linear positions
+            idx = np.ravel_multi_index(tuple(idx.T), tuple(st.dims))
+        dense[idx.reshape(-1)] = values.reshape(-1)
+        return dense.reshape(tuple(st.dims))
+
+    # -- nodes -------------------------------------------------------------------------------------------------
+    def constant(self, value: np.ndarray, base: str) -> tuple[Node, str]:
+        out = self.fresh(base)
+        return Node(out, "Constant", [], [out], weights={"value": value}), out
+
+    def node(self, n: Any, index: int) -> list[Node]:
+        """One ONNX node -> k5 nodes (the node itself, preceded by any constants its adapters need)."""
         from k5.ops.registry import find_schema
 
+        domain = DEFAULT_DOMAIN if n.domain in ONNX_DOMAINS else n.domain
+        version = self.opset.get(domain, 1)
+        op = n.op_type
+        name = n.name or f"{op}_{index}"
+        attrs: dict[str, Any] = {}
+        weights: dict[str, Any] = {}
+        for a in n.attribute:
+            value = self.attr(a)
+            if op == "Constant" and domain == DEFAULT_DOMAIN and a.name.startswith(("value", "sparse_value")):
+                if value is not None:
+                    weights["value"] = _constant_value(a.name, value)
+            elif isinstance(value, np.ndarray):
+                weights[a.name] = value  # tensor-valued attributes become node-owned weights
+            elif value is not None:
+                attrs[a.name] = value
+        node = Node(name, op, list(n.input), list(n.output), attrs, weights, domain)
+        if domain != DEFAULT_DOMAIN:
+            if find_schema(op, domain) is None:
+                self.unsupported[f"{n.domain}.{op}"] += 1
+            return [node]
+        for (old, before), why in UNADAPTED_VERSIONS.items():
+            if op == old and version < before:
+                self.unsupported[f"{why}"] += 1
+                return [node]
+        pre = self.adapt(node, version)
+        out = self.coerce_2d(node, version) if op in COERCED_2D and version < COERCED_2D[op] else [node]
+        self.dtype_attrs(node)
+        if find_schema(node.op, domain) is None:
+            self.unsupported[node.op] += 1
+        return pre + out
+
+    def adapt(self, node: Node, version: int) -> list[Node]:
+        """Apply the version tables to ``node`` in place; returns the constant nodes it now reads."""
+        op = node.op
+        pre: list[Node] = []
+        for (old, before), dropped in DROPPED_ATTRS.items():
+            if op == old and version < before:
+                for a in dropped:
+                    node.attrs.pop(a, None)
+        if op in ATTRS_TO_INPUTS and version < ATTRS_TO_INPUTS[op][0]:
+            for spec in ATTRS_TO_INPUTS[op][1]:
+                value = node.attrs.pop(spec.attr, spec.default)
+                if value is None:
+                    continue
+                pre.extend(self.attr_input(node, spec, value))
+        for (old, before), renames in ATTR_VALUE_RENAMES.items():
+            if op == old and version < before:
+                for a, mapping in renames.items():
+                    if a in node.attrs and node.attrs[a] in mapping:
+                        node.attrs[a] = mapping[node.attrs[a]]
+        if op in RENAMED_OPS and version < RENAMED_OPS[op][0]:
+            _, new_op, moves = RENAMED_OPS[op]
+            inputs = list(node.inputs)
+            for src, dst in moves.items():
+                if src < len(inputs):
+                    value, inputs[src] = inputs[src], ""
+                    inputs.extend([""] * (dst + 1 - len(inputs)))
+                    inputs[dst] = value
+            node.op, node.inputs = new_op, _trim(inputs)
+            for key, extra in DEFAULT_ATTRS.items():
+                if key == (op, RENAMED_OPS[op][0]):
+                    for a, v in extra.items():
+                        node.attrs.setdefault(a, v)
+        return pre
+
+    def attr_input(self, node: Node, spec: AttrToInput, value: Any) -> list[Node]:
+        base = f"{node.id}_{spec.attr}"
+        made: list[Node] = []
+        if spec.kind == "like0":
+            const, name = self.constant(np.asarray(value, dtype=np.float32), base + "_f")
+            cast_out = self.fresh(base)
+            made = [const, Node(cast_out, "CastLike", [name, node.inputs[0]], [cast_out])]
+            name = cast_out
+        else:
+            arrays = {
+                "int64s": lambda: np.asarray(value, dtype=np.int64).reshape(-1),
+                "int64s1": lambda: np.asarray([value], dtype=np.int64),
+                "int64": lambda: np.asarray(value, dtype=np.int64),
+                "float32": lambda: np.asarray(value, dtype=np.float32),
+                "float32s": lambda: np.asarray(value, dtype=np.float32).reshape(-1),
+            }
+            const, name = self.constant(arrays[spec.kind](), base)
+            made = [const]
+        inputs = list(node.inputs) + [""] * max(0, spec.index + 1 - len(node.inputs))
+        inputs[spec.index] = name
+        node.inputs = inputs
+        return made
+
+    def coerce_2d(self, node: Node, version: int) -> list[Node]:
+        """Softmax-like ops before opset 13 flatten to 2-D at ``axis`` (default 1) and normalise the rows."""
+        axis = int(node.attrs.pop("axis", 1))
+        x, y = node.inputs[0], node.outputs[0]
+        shape, flat, flat_y = self.fresh(f"{x}_shape"), self.fresh(f"{x}_2d"), self.fresh(f"{y}_2d")
+        node.inputs, node.outputs, node.attrs["axis"] = [flat], [flat_y], -1
+        return [
+            Node(shape, "Shape", [x], [shape]),
+            Node(flat, "Flatten", [x], [flat], {"axis": axis}),
+            node,
+            Node(y, "Reshape", [flat_y, shape], [y]),
+        ]
+
+    def dtype_attrs(self, node: Node) -> None:
+        """ONNX element type codes in attributes -> k5 dtype names (unless the k5 op declares an int)."""
+        from k5.ops.registry import find_schema
+
+        schema = find_schema(node.op, node.domain)
+        for a in DTYPE_ATTRS.get(node.op, ()):
+            code = node.attrs.get(a)
+            declared = schema.attrs.get(a) if schema is not None else None
+            if not isinstance(code, int) or (declared is not None and declared.type == "int"):
+                continue
+            if code == 0:  # "undefined": the op's own default applies
+                del node.attrs[a]
+                continue
+            name = self.dtype(code)
+            if name is not None:
+                node.attrs[a] = name
+
+    # -- graphs ------------------------------------------------------------------------------------------------
+    def graph(self, g: Any) -> Graph:
+        inits: dict[str, np.ndarray | None] = {t.name: self.tensor(t) for t in g.initializer}
         nodes: list[Node] = []
-        init_names = {t.name for t in g.initializer}
-        for t in g.initializer:
-            nodes.append(
-                Node(self.node_id(t.name, "Constant"), "Constant", [], [t.name], weights={"value": tensor_to_array(t)})
-            )
         for i, n in enumerate(g.node):
-            domain = DEFAULT_DOMAIN if n.domain in ONNX_DOMAINS else n.domain
-            attrs: dict[str, Any] = {}
-            weights: dict[str, Any] = {}
-            for a in n.attribute:
-                value = self.attr(a)
-                if isinstance(value, np.ndarray):
-                    weights[a.name] = value  # tensor-valued attributes become node-owned weights
-                else:
-                    attrs[a.name] = value
-            if find_schema(n.op_type, domain) is None:
-                self.unsupported[n.op_type if domain == DEFAULT_DOMAIN else f"{n.domain}.{n.op_type}"] += 1
-            nodes.append(
-                Node(
-                    self.node_id(n.name or f"{n.op_type}_{i}", n.op_type),
-                    n.op_type,
-                    list(n.input),
-                    list(n.output),
-                    attrs,
-                    weights,
-                    domain,
-                )
-            )
-        inputs = [_value_info(v) for v in g.input if v.name not in init_names]
+            nodes.extend(self.node(n, i))
+        outputs = [self.type_info(v.name, v.type) for v in g.output]
+        graph_outputs = {o.name for o in outputs}
+        _fold_linear(nodes, inits, graph_outputs)
+        _own_parameters(nodes, inits, graph_outputs)
+        used = set(_consumers(nodes)) | graph_outputs
+        consts = [
+            Node(name, "Constant", [], [name], weights={"value": arr})
+            for name, arr in inits.items()
+            if name in used and arr is not None
+        ]
+        nodes = consts + nodes
+        _assign_ids(nodes)
+        produced = {o for n in nodes for o in n.outputs}
+        inputs = [self.type_info(v.name, v.type) for v in g.input if v.name not in inits]
+        known = produced | {i.name for i in inputs}
         return Graph(
             nodes=nodes,
             inputs=inputs,
-            outputs=[_value_info(v) for v in g.output],
-            value_info=[_value_info(v) for v in g.value_info],
+            outputs=outputs,
+            value_info=[self.type_info(v.name, v.type) for v in g.value_info if v.name in known],
             name=g.name,
         )
 
 
+def _constant_value(attr_name: str, value: Any) -> np.ndarray:
+    """Constant's value / value_float(s) / value_int(s) / value_string(s) / sparse_value -> an array."""
+    if isinstance(value, np.ndarray):
+        return value
+    dtype = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64, "value_ints": np.int64}
+    return np.asarray(value, dtype=dtype.get(attr_name))
+
+
+def _trim(inputs: list[str]) -> list[str]:
+    while inputs and inputs[-1] == "":
+        inputs.pop()
+    return inputs
+
+
+def _consumers(nodes: Iterable[Node]) -> Counter[str]:
+    """How many times each value is read, nested graphs (outer-scope reads) included."""
+    counts: Counter[str] = Counter()
+    for n in nodes:
+        counts.update(i for i in n.inputs if i)
+        for _, sub in n.subgraphs():
+            counts.update(_consumers(sub.nodes))
+            counts.update(o.name for o in sub.outputs)
+    return counts
+
+
+def _sole_init(name: str, inits: dict[str, np.ndarray | None], counts: Counter[str], keep: set[str]) -> bool:
+    return name in inits and inits[name] is not None and counts[name] == 1 and name not in keep
+
+
+def _fold_linear(nodes: list[Node], inits: dict[str, np.ndarray | None], keep: set[str]) -> None:
+    """MatMul(x, W) [+ Add(b)] and Gemm(x, W, b) with initializer weights -> Linear(x) owning weight [out, in]."""
+    from k5.ops.registry import find_schema
+
+    if find_schema("Linear") is None:
+        return
+    counts = _consumers(nodes)
+    readers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for i in n.inputs:
+            readers.setdefault(i, []).append(n)
+    removed: set[int] = set()
+    for n in nodes:
+        if n.domain != DEFAULT_DOMAIN or id(n) in removed:
+            continue
+        if n.op == "MatMul" and len(n.inputs) == 2 and _sole_init(n.inputs[1], inits, counts, keep):
+            w = inits[n.inputs[1]]
+            assert w is not None
+            if w.ndim != 2:
+                continue
+            weights: dict[str, Any] = {"weight": np.ascontiguousarray(w.T)}
+            out = n.outputs[0]
+            adds = readers.get(out, [])
+            if counts[out] == 1 and out not in keep and len(adds) == 1 and adds[0].op == "Add":
+                add = adds[0]
+                other = add.inputs[1] if add.inputs[0] == out else add.inputs[0]
+                b = inits.get(other)
+                if _sole_init(other, inits, counts, keep) and b is not None and b.shape == (w.shape[1],):
+                    weights["bias"] = b
+                    out = add.outputs[0]
+                    removed.add(id(add))
+                    del inits[other]
+            del inits[n.inputs[1]]
+            n.op, n.inputs, n.outputs, n.attrs, n.weights = "Linear", [n.inputs[0]], [out], {}, weights
+        elif n.op == "Gemm" and len(n.inputs) >= 2 and _sole_init(n.inputs[1], inits, counts, keep):
+            a = n.attrs
+            if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or (len(n.inputs) > 2 and a.get("beta", 1.0) != 1.0):
+                continue
+            w = inits[n.inputs[1]]
+            assert w is not None
+            weights = {"weight": np.ascontiguousarray(w if a.get("transB", 0) else w.T)}
+            c = n.inputs[2] if len(n.inputs) > 2 else ""
+            if c:
+                b = inits.get(c)
+                if not _sole_init(c, inits, counts, keep) or b is None or b.size != weights["weight"].shape[0]:
+                    continue
+                if b.shape not in ((b.size,), (1, b.size)):
+                    continue
+                weights["bias"] = b.reshape(-1)
+                del inits[c]
+            del inits[n.inputs[1]]
+            n.op, n.inputs, n.attrs, n.weights = "Linear", [n.inputs[0]], {}, weights
+    nodes[:] = [n for n in nodes if id(n) not in removed]
+
+
+def _own_parameters(nodes: list[Node], inits: dict[str, np.ndarray | None], keep: set[str]) -> None:
+    """An initializer feeding a parameter input (``@weight``...) of its only consumer becomes that node's weight."""
+    from k5.ops.registry import find_schema
+
+    counts = _consumers(nodes)
+    for n in nodes:
+        schema = find_schema(n.op, n.domain)
+        if schema is None:
+            continue
+        for i, spec in enumerate(schema.inputs):
+            if spec.variadic or not spec.param or i >= len(n.inputs) or spec.name in n.weights:
+                continue
+            name = n.inputs[i]
+            if name and _sole_init(name, inits, counts, keep):
+                n.weights[spec.name] = inits.pop(name)
+                n.inputs[i] = ""
+        n.inputs = _trim(n.inputs)
+
+
+def _assign_ids(nodes: list[Node]) -> None:
+    """Readable unique ids: the exporter's module path where it names one node only, else path + op segment."""
+    paths = [scope_id(n.id, n.op) for n in nodes]
+    taken = Counter(p for p, _ in paths if p)
+    used: set[str] = set()
+    for n, (path, last) in zip(nodes, paths, strict=True):
+        if path and taken[path] == 1:
+            base = path
+        elif path:
+            base = f"{path}.{last}" if last else path
+        else:
+            base = last or _sanitise(n.id) or n.op
+        candidate, k = base, 1
+        while candidate in used:
+            k += 1
+            candidate = f"{base}_{k}"
+        used.add(candidate)
+        n.id = candidate
+
+
+def _collect_names(g: Any, into: set[str]) -> None:
+    import onnx
+
+    into.update(t.name for t in g.initializer)
+    into.update(v.name for v in (*g.input, *g.output, *g.value_info))
+    for n in g.node:
+        into.update(n.input)
+        into.update(n.output)
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _collect_names(a.g, into)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for sub in a.graphs:
+                    _collect_names(sub, into)
+
+
 def from_onnx(model: Any) -> Model:
-    """Convert an ONNX ``ModelProto`` (or a path to a ``.onnx`` file) into a k5 :class:`Model`."""
+    """Convert an ONNX ``ModelProto`` (or a path to a ``.onnx`` file) into a k5 :class:`Model`.
+
+    Raises :class:`UnsupportedOpsError` listing every op outside the k5 op set (with counts), or
+    :class:`UnsupportedTypesError` listing every element type outside k5's dtypes.
+    """
     import onnx
 
     if not isinstance(model, onnx.ModelProto):
         model = onnx.load(str(model))
     opset = {DEFAULT_DOMAIN if o.domain in ONNX_DOMAINS else o.domain: int(o.version) for o in model.opset_import}
     imp = _Importer(opset)
+    _collect_names(model.graph, imp.names)
     graph = imp.graph(model.graph)
     if imp.unsupported:
         raise UnsupportedOpsError("ONNX", dict(imp.unsupported))
+    if imp.bad_types:
+        raise UnsupportedTypesError("ONNX", dict(imp.bad_types))
     from k5.ops.registry import OPSET_VERSION
 
     k5_opset = {DEFAULT_DOMAIN: OPSET_VERSION}
     k5_opset.update({d: v for d, v in opset.items() if d != DEFAULT_DOMAIN})
-    return Model(graph=graph, opset=k5_opset)
+    meta = Metadata(
+        producer=" ".join(p for p in (model.producer_name, model.producer_version) if p),
+        description=model.doc_string,
+        extra={p.key: p.value for p in model.metadata_props},
+    )
+    meta.extra["onnx_opset"] = str(opset.get(DEFAULT_DOMAIN, ""))
+    return Model(graph=graph, opset=k5_opset, metadata=meta)
