@@ -1,8 +1,14 @@
 """ONNX's own backend node test cases, run through k5.
 
 ``onnx.backend.test.case.node.collect_testcases()`` builds every node test case of the installed ``onnx`` in
-memory (model, data sets of inputs and expected outputs, tolerances). Each case is imported into k5 and run with
-the reference runtime; a case whose ops are outside the k5 op set is *unsupported*, not failed.
+memory (model, data sets of inputs and expected outputs, tolerances). Each case is checked along three paths:
+
+- ``k5``: ONNX -> k5 (import) -> k5 reference runtime;
+- ``onnx``: ONNX -> k5 -> ONNX (export) -> onnxruntime;
+- ``ref``: ``onnx.reference.ReferenceEvaluator`` on the original case, for comparison.
+
+A case whose ops (or element types) are outside k5 is *unsupported*, not failed. On the ``onnx`` path a case that
+onnxruntime cannot run even in its original form is ``ort-unsupported`` and left out of the rate.
 
     python -m k5.convert.onnx.conformance                 # scoreboard over every case
     python -m k5.convert.onnx.conformance --op Conv -v    # one op, with failure details
@@ -11,18 +17,22 @@ the reference runtime; a case whose ops are outside the k5 op set is *unsupporte
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from k5.errors import K5Error, UnsupportedOpsError
 
-__all__ = ["Case", "Result", "compare", "iter_cases", "main", "run_case"]
+__all__ = ["PATHS", "Case", "Result", "Scoreboard", "compare", "iter_cases", "main", "run_case", "scoreboard"]
+
+PATHS = ("k5", "onnx", "ref")
 
 
 @dataclass
@@ -35,15 +45,31 @@ class Case:
 
     @property
     def op_types(self) -> set[str]:
-        return {n.op_type for n in self.model.graph.node}
+        return _op_types(self.model.graph)
+
+
+def _op_types(graph: Any) -> set[str]:
+    import onnx
+
+    ops: set[str] = set()
+    for n in graph.node:
+        ops.add(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}")
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                ops |= _op_types(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    ops |= _op_types(g)
+    return ops
 
 
 @dataclass
 class Result:
     case: str
-    status: str  # "pass" | "fail" | "unsupported" | "error"
-    detail: str = ""
     ops: tuple[str, ...] = ()
+    status: dict[str, str] = field(default_factory=dict)  # path -> "pass" | "fail" | "unsupported" | "error"...
+    detail: dict[str, str] = field(default_factory=dict)  # path -> why, when not "pass"
+    missing: tuple[str, ...] = ()  # what k5 lacks (ops, element types) when unsupported
 
 
 def iter_cases(op: str | None = None, name: str | None = None) -> Iterator[Case]:
@@ -86,6 +112,8 @@ def compare(expected: Any, actual: Any, rtol: float, atol: float) -> str:
         return ""
     if expected is None:
         return "" if actual is None else f"expected None, got {type(actual).__name__}"
+    if actual is None:
+        return "got None"
     e = np.asarray(_to_numpy(expected))
     a = np.asarray(actual)
     if e.dtype != a.dtype and not (e.dtype.kind == "O" or a.dtype.kind == "O"):
@@ -106,60 +134,242 @@ def compare(expected: Any, actual: Any, rtol: float, atol: float) -> str:
     return ""
 
 
-def run_case(case: Case) -> Result:
-    from k5.convert.onnx.importer import from_onnx
+def _check_outputs(case: Case, names: list[str], expected: list[Any], out: dict[str, Any]) -> str:
+    for name, exp in zip(names, expected, strict=False):
+        why = compare(exp, out.get(name), case.rtol, case.atol)
+        if why:
+            return f"output {name!r}: {why}"
+    return ""
+
+
+def _ort_session(proto: Any) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 4
+    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_run(proto: Any, case: Case) -> list[dict[str, Any]]:
+    """Run ``proto`` in onnxruntime on every data set of ``case``."""
+    sess = _ort_session(proto)
+    names = [i.name for i in proto.graph.input]
+    outs = [o.name for o in proto.graph.output]
+    results = []
+    for inputs, _ in case.data_sets:
+        feeds = dict(zip(names, [_to_numpy(v) for v in inputs], strict=False))
+        results.append(dict(zip(outs, sess.run(outs, feeds), strict=True)))
+    return results
+
+
+def _run_k5(case: Case, model: Any) -> tuple[str, str]:
     from k5.runtime import run
 
-    ops = tuple(sorted(case.op_types))
-    try:
-        model = from_onnx(case.model)
-    except UnsupportedOpsError as e:
-        return Result(case.name, "unsupported", str(e), ops)
-    except K5Error as e:
-        return Result(case.name, "error", f"import: {e}", ops)
     for inputs, expected in case.data_sets:
         feeds = [_to_numpy(v) for v in inputs]
         try:
             with np.errstate(all="ignore"):
                 out = run(model, dict(zip(model.input_names(), feeds, strict=False)))
         except K5Error as e:
-            return Result(case.name, "fail", f"run: {e}", ops)
+            return "fail", f"run: {e}"
         except Exception as e:  # noqa: BLE001 - a crash outside K5Error is a bug worth reporting as such
-            return Result(case.name, "error", f"run crashed: {type(e).__name__}: {e}", ops)
-        for name, exp in zip(model.output_names(), expected, strict=False):
-            why = compare(exp, out[name], case.rtol, case.atol)
-            if why:
-                return Result(case.name, "fail", f"output {name!r}: {why}", ops)
-    return Result(case.name, "pass", "", ops)
+            return "error", f"run crashed: {type(e).__name__}: {e}"
+        why = _check_outputs(case, model.output_names(), expected, out)
+        if why:
+            return "fail", why
+    return "pass", ""
+
+
+def _run_export(case: Case, model: Any) -> tuple[str, str]:
+    from k5.convert.onnx.exporter import to_onnx
+
+    try:
+        proto = to_onnx(model)
+    except K5Error as e:
+        return "fail", f"export: {e}"
+    except Exception as e:  # noqa: BLE001
+        return "error", f"export crashed: {type(e).__name__}: {e}"
+    try:
+        with np.errstate(all="ignore"):
+            results = _ort_run(proto, case)
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        try:
+            _ort_run(case.model, case)
+        except Exception:  # noqa: BLE001
+            return "ort-unsupported", f"onnxruntime cannot run the original case either: {str(e).splitlines()[0]}"
+        return "fail", f"onnxruntime: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    names = [o.name for o in proto.graph.output]
+    for (_, expected), out in zip(case.data_sets, results, strict=True):
+        why = _check_outputs(case, names, expected, out)
+        if why:
+            return "fail", why
+    return "pass", ""
+
+
+def _run_reference(case: Case) -> tuple[str, str]:
+    from onnx.reference import ReferenceEvaluator
+
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            ref = ReferenceEvaluator(case.model)
+            names = [o.name for o in case.model.graph.output]
+            for inputs, expected in case.data_sets:
+                feeds = dict(zip(ref.input_names, [_to_numpy(v) for v in inputs], strict=False))
+                out = dict(zip(names, ref.run(None, feeds), strict=True))
+                why = _check_outputs(case, names, expected, out)
+                if why:
+                    return "fail", why
+    except Exception as e:  # noqa: BLE001 - the reference evaluator raises anything
+        return "error", f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+    return "pass", ""
+
+
+def run_case(case: Case, paths: Iterable[str] = PATHS) -> Result:
+    from k5.convert.onnx.importer import UnsupportedTypesError, from_onnx
+
+    paths = tuple(paths)
+    result = Result(case.name, tuple(sorted(case.op_types)))
+    if "ref" in paths:
+        result.status["ref"], result.detail["ref"] = _run_reference(case)
+    k5_paths = [p for p in paths if p != "ref"]
+    if not k5_paths:
+        return result
+    try:
+        model = from_onnx(case.model)
+    except (UnsupportedOpsError, UnsupportedTypesError) as e:
+        result.missing = tuple(sorted(e.counts))
+        for p in k5_paths:
+            result.status[p], result.detail[p] = "unsupported", str(e)
+        return result
+    except K5Error as e:
+        for p in k5_paths:
+            result.status[p], result.detail[p] = "error", f"import: {e}"
+        return result
+    except Exception as e:  # noqa: BLE001
+        for p in k5_paths:
+            result.status[p], result.detail[p] = "error", f"import crashed: {type(e).__name__}: {e}"
+        return result
+    if "k5" in paths:
+        result.status["k5"], result.detail["k5"] = _run_k5(case, model)
+    if "onnx" in paths:
+        result.status["onnx"], result.detail["onnx"] = _run_export(case, model)
+    return result
+
+
+@dataclass
+class Scoreboard:
+    """Totals per path over a set of results."""
+
+    total: int
+    supported: int  # k5 imports the case (ops and element types inside k5)
+    passed: dict[str, int]  # path -> passed among supported cases (ref: among the same supported cases)
+    counted: dict[str, int]  # path -> cases in the rate's denominator
+    ref_passed_all: int  # reference evaluator over every case
+    ops_covered: list[str]  # ONNX ops with at least one supported case
+    missing: dict[str, int]  # what k5 lacks -> number of cases it blocks
+    per_op: dict[str, dict[str, int]]  # op -> {"cases", "supported", "<path>": passed}
+    seconds: float = 0.0
+
+    def rate(self, path: str) -> float:
+        return 100.0 * self.passed.get(path, 0) / max(self.counted.get(path, 0), 1)
+
+
+def scoreboard(results: list[Result], seconds: float = 0.0) -> Scoreboard:
+    supported = [r for r in results if r.status.get("k5", r.status.get("onnx")) not in ("unsupported", None)]
+    passed: dict[str, int] = {}
+    counted: dict[str, int] = {}
+    for p in PATHS:
+        pool = [r for r in supported if p in r.status and r.status[p] != "ort-unsupported"]
+        counted[p] = len(pool)
+        passed[p] = sum(r.status[p] == "pass" for r in pool)
+    missing: Counter[str] = Counter()
+    per_op: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in results:
+        missing.update(r.missing)
+        is_supported = r in supported
+        for o in r.ops:
+            per_op[o]["cases"] += 1
+            per_op[o]["supported"] += is_supported
+            for p, s in r.status.items():
+                per_op[o][p] += s == "pass" and (is_supported or p == "ref")
+    return Scoreboard(
+        total=len(results),
+        supported=len(supported),
+        passed=passed,
+        counted=counted,
+        ref_passed_all=sum(r.status.get("ref") == "pass" for r in results),
+        ops_covered=sorted(o for o, c in per_op.items() if c["supported"]),
+        missing=dict(missing.most_common()),
+        per_op={o: dict(c) for o, c in sorted(per_op.items())},
+        seconds=seconds,
+    )
+
+
+def format_scoreboard(sb: Scoreboard, *, per_op: bool = False) -> str:
+    lines = [
+        f"cases: {sb.total}  supported by k5: {sb.supported}  ONNX ops covered: {len(sb.ops_covered)}",
+        "| path | passed | of | rate |",
+        "|---|---:|---:|---:|",
+    ]
+    labels = {
+        "k5": "ONNX -> k5 -> k5 runtime",
+        "onnx": "ONNX -> k5 -> ONNX -> onnxruntime",
+        "ref": "onnx.reference.ReferenceEvaluator (same cases)",
+    }
+    for p in PATHS:
+        if sb.counted.get(p):
+            lines.append(f"| {labels[p]} | {sb.passed[p]} | {sb.counted[p]} | {sb.rate(p):.1f}% |")
+    if sb.ref_passed_all:
+        lines.append(
+            f"| onnx.reference.ReferenceEvaluator (all cases) | {sb.ref_passed_all} | {sb.total} | "
+            f"{100.0 * sb.ref_passed_all / max(sb.total, 1):.1f}% |"
+        )
+    if sb.missing:
+        lines.append("")
+        lines.append("Missing from k5 (cases blocked): " + ", ".join(f"{k} ({n})" for k, n in sb.missing.items()))
+    if per_op:
+        header = "| ONNX op | cases | supported | k5 pass | ONNX export pass | reference pass |"
+        lines += ["", header, "|---|" + "---:|" * 5]
+        for o, c in sb.per_op.items():
+            lines.append(
+                f"| {o} | {c.get('cases', 0)} | {c.get('supported', 0)} | {c.get('k5', 0)} | {c.get('onnx', 0)} | "
+                f"{c.get('ref', 0)} |"
+            )
+    return "\n".join(lines)
+
+
+def run_all(cases: Iterable[Case], paths: Iterable[str] = PATHS) -> tuple[list[Result], float]:
+    start = time.perf_counter()
+    paths = tuple(paths)
+    results = [run_case(c, paths) for c in cases]
+    return results, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--op", help="only cases that use this ONNX op")
     p.add_argument("--case", help="only this case")
+    p.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    p.add_argument("--per-op", action="store_true", help="print the per-op table")
+    p.add_argument("--json", help="also write every result and the totals to this JSON file")
     p.add_argument("-v", "--verbose", action="store_true", help="print every non-passing case with its reason")
     args = p.parse_args(argv)
-    results = [run_case(c) for c in iter_cases(args.op, args.case)]
-    by_status = Counter(r.status for r in results)
-    missing: Counter[str] = Counter()
-    per_op: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in results:
-        if r.status == "unsupported":
-            missing.update(r.ops)
-        for o in r.ops:
-            per_op[o][r.status] += 1
-        if args.verbose and r.status != "pass":
-            print(f"{r.status:11s} {r.case}: {r.detail}")
-    supported = len(results) - by_status["unsupported"]
-    passed = by_status["pass"]
-    print(
-        f"cases: {len(results)}  supported: {supported}  passed: {passed}  failed: {by_status['fail']}  "
-        f"errors: {by_status['error']}  ({100.0 * passed / max(supported, 1):.1f}% of supported)"
-    )
-    covered = sorted(o for o, c in per_op.items() if c["pass"])
-    print(f"ONNX ops with a passing case: {len(covered)}")
-    if missing:
-        print("unsupported cases by op:", ", ".join(f"{o} ({n})" for o, n in missing.most_common()))
+    paths = tuple(x for x in args.paths.split(",") if x)
+    results, seconds = run_all(iter_cases(args.op, args.case), paths)
+    if args.verbose:
+        for r in results:
+            for path, status in r.status.items():
+                if status not in ("pass", "unsupported"):
+                    print(f"{path:4s} {status:15s} {r.case}: {r.detail[path][:400]}")
+    sb = scoreboard(results, seconds)
+    print(format_scoreboard(sb, per_op=args.per_op))
+    print(f"({seconds:.0f} s)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"scoreboard": asdict(sb), "results": [asdict(r) for r in results]}, f, indent=1)
     return 0
 
 

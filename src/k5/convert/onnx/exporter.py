@@ -1,0 +1,494 @@
+"""k5 -> ONNX export.
+
+Most k5 ops are ONNX ops with ONNX's latest semantics, so they map one-to-one; node-owned weights become
+initializers (``Constant`` nodes inside nested graphs), dtype names in attributes become ONNX type codes, and the
+k5 layer ops ONNX lacks are decomposed (table ``DECOMPOSITIONS``). The ONNX opset written is the lowest one (at
+least :data:`~k5.convert.onnx.tables.EXPORT_FLOOR_OPSET`) at which every node emitted has its current form, which
+keeps the file runnable by older runtimes; an explicit ``opset`` is checked the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from k5.convert.onnx.importer import ONNX_DOMAINS
+from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE
+from k5.errors import ConversionError, UnsupportedOpsError
+from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
+
+__all__ = ["EXTERNAL_DATA_THRESHOLD", "save_onnx", "to_onnx"]
+
+#: models whose weights exceed this many bytes are written with external data (protobuf stops at 2 GB)
+EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24
+
+#: ops whose semantics (not their signature) changed at an opset: op -> the first opset with k5's semantics
+_SEMANTICS_SINCE: dict[str, int] = {"GridSample": 20}
+
+_ATTR_CODES = {"int": 2, "float": 1, "string": 3, "ints": 7, "floats": 6, "strings": 8, "graph": 5, "graphs": 10}
+
+
+def _onnx_dtype(name: str, *, where: str) -> int:
+    try:
+        return K5_TO_ONNX_DTYPE[name]
+    except KeyError:
+        raise ConversionError(f"dtype {name!r} has no ONNX element type", where=where) from None
+
+
+class _Exporter:
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.names: set[str] = set()
+        self.constants: dict[str, Any] = {}  # value name -> array, for Constant nodes (static shapes, masks)
+        self.infos: dict[str, TensorInfo] = {}
+        for _, n in model.graph.walk():
+            self.names.update(n.inputs)
+            self.names.update(n.outputs)
+            if n.op == "Constant" and n.domain == DEFAULT_DOMAIN and "value" in n.weights and n.outputs:
+                self.constants[n.outputs[0]] = n.weights["value"]
+        self.infos.update(model.graph.infos())
+        self.unsupported: dict[str, int] = {}
+        self.used_domains: set[str] = set()
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.names:
+            n += 1
+            name = f"{base}_{n}"
+        self.names.add(name)
+        return name
+
+    def tensor(self, value: Any, name: str) -> Any:
+        from onnx import numpy_helper
+
+        arr = as_array(value)
+        return numpy_helper.from_array(np.ascontiguousarray(arr), name)
+
+    def value_info(self, t: TensorInfo) -> Any:
+        from onnx import helper
+
+        code = _onnx_dtype(t.dtype, where=f"value {t.name!r}") if t.dtype else 0
+        shape = None if t.shape is None else [d if isinstance(d, int) else str(d) for d in t.shape]
+        tensor = helper.make_tensor_type_proto(code, shape)
+        if t.kind == "sequence":
+            tp = helper.make_sequence_type_proto(tensor)
+        elif t.kind == "optional":
+            tp = helper.make_optional_type_proto(tensor)
+        else:
+            tp = tensor
+        return helper.make_value_info(t.name, tp)
+
+    def attrs(self, node: Node, attrs: dict[str, Any]) -> list[Any]:
+        """k5 attribute values -> AttributeProtos typed by the k5 schema (dtype names -> ONNX codes)."""
+        from onnx import helper
+
+        from k5.ops.registry import find_schema
+
+        schema = find_schema(node.op, node.domain)
+        out = []
+        for name, value in attrs.items():
+            if value is None:
+                continue
+            spec = schema.attrs.get(name) if schema is not None else None
+            kind = spec.type if spec is not None else None
+            if name in DTYPE_ATTRS.get(node.op, ()) and isinstance(value, str):
+                value, kind = _onnx_dtype(value, where=node.label), "int"
+            if kind == "graph":
+                value = self.graph(value, top=False)
+            elif kind == "graphs":
+                value = [self.graph(g, top=False) for g in value]
+            elif isinstance(value, Graph):
+                value, kind = self.graph(value, top=False), "graph"
+            out.append(helper.make_attribute(name, value, attr_type=_ATTR_CODES.get(kind) if kind else None))
+        return out
+
+    # -- graphs ------------------------------------------------------------------------------------------------
+    def graph(self, g: Graph, *, top: bool) -> Any:
+        from onnx import helper
+
+        nodes: list[Any] = []
+        inits: list[Any] = []
+        outputs = {o.name for o in g.outputs}
+        for n in g.nodes:
+            nodes.extend(self.node(n, inits if top else None, outputs))
+        return helper.make_graph(
+            nodes,
+            g.name or ("k5" if top else "body"),
+            [self.value_info(t) for t in g.inputs],
+            [self.value_info(t) for t in g.outputs],
+            initializer=inits,
+            value_info=[self.value_info(t) for t in g.value_info if t.dtype],
+        )
+
+    def weight(self, node: Node, param: str, value: Any, inits: list[Any] | None, into: list[Any]) -> str:
+        """A node-owned weight as a value name: an initializer (top graph) or a Constant node (nested graph)."""
+        from onnx import helper
+
+        name = self.fresh(f"{node.id}.{param}")
+        self.constants[name] = value
+        if inits is not None:
+            inits.append(self.tensor(value, name))
+        else:
+            into.append(helper.make_node("Constant", [], [name], name=name, value=self.tensor(value, name)))
+        return name
+
+    def node(self, n: Node, inits: list[Any] | None, graph_outputs: set[str]) -> list[Any]:
+        from onnx import helper
+
+        from k5.ops.registry import find_schema
+
+        if n.domain != DEFAULT_DOMAIN:
+            self.used_domains.add(n.domain)
+            return [helper.make_node(n.op, n.inputs, n.outputs, name=n.id, domain=n.domain, **_plain_attrs(n.attrs))]
+        if n.op == "Constant" and "value" in n.weights:
+            value = n.weights["value"]
+            if inits is not None and n.outputs[0] not in graph_outputs:
+                inits.append(self.tensor(value, n.outputs[0]))
+                return []
+            return [helper.make_node("Constant", [], n.outputs, name=n.id, value=self.tensor(value, n.outputs[0]))]
+        schema = find_schema(n.op, n.domain)
+        pre: list[Any] = []
+        inputs = list(n.inputs)
+        tensor_attrs: dict[str, Any] = {}
+        onnx_attr_names = _onnx_attribute_names(n.op)
+        if schema is not None:
+            for i, spec in enumerate(schema.inputs):
+                if not spec.param or spec.name not in n.weights:
+                    continue
+                value = n.weights[spec.name]
+                if spec.name in onnx_attr_names:  # ONNX holds it as a tensor attribute (ConstantOfShape's value)
+                    tensor_attrs[spec.name] = self.tensor(value, spec.name)
+                    continue
+                inputs.extend([""] * (i + 1 - len(inputs)))
+                inputs[i] = self.weight(n, spec.name, value, inits, pre)
+        while inputs and inputs[-1] == "":
+            inputs.pop()
+        decompose = DECOMPOSITIONS.get(n.op)
+        if decompose is not None:
+            return pre + decompose(self, n, inputs)
+        if onnx_attr_names is None:
+            self.unsupported[n.op] = self.unsupported.get(n.op, 0) + 1
+            return pre
+        attrs = dict(n.attrs)
+        for name in [a for a in attrs if a not in onnx_attr_names]:
+            spec = schema.attrs.get(name) if schema is not None else None
+            if spec is not None and attrs[name] == spec.default:
+                del attrs[name]  # a k5-only attribute left at its default means ONNX's behaviour
+            else:
+                raise ConversionError(f"attribute {name!r} has no ONNX equivalent. Received: {name}={attrs[name]!r}",
+                                      where=n.label)  # fmt: skip
+        proto = helper.make_node(n.op, inputs, n.outputs, name=n.id)
+        proto.attribute.extend(self.attrs(n, attrs))
+        for name, t in tensor_attrs.items():
+            proto.attribute.append(helper.make_attribute(name, t))
+        return [*pre, proto]
+
+    # -- opset -------------------------------------------------------------------------------------------------
+    def required_opset(self, graph: Any) -> tuple[int, dict[str, int]]:
+        """The lowest opset (>= the floor) at which every emitted default-domain node has its current form."""
+        need: dict[str, int] = {}
+        for node in _walk(graph):
+            if node.domain not in ONNX_DOMAINS:
+                continue
+            v = _min_opset(node)
+            need[node.op_type] = max(need.get(node.op_type, 0), v)
+        return max([EXPORT_FLOOR_OPSET, *need.values()]), need
+
+
+def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
+def _onnx_attribute_names(op: str) -> set[str] | None:
+    """Attribute names of the latest ONNX schema of ``op``; None when ONNX has no such op."""
+    import onnx
+
+    try:
+        return set(onnx.defs.get_schema(op, onnx.defs.onnx_opset_version(), "").attributes)
+    except onnx.defs.SchemaError:
+        return None
+
+
+def _walk(graph: Any) -> Any:
+    import onnx
+
+    for n in graph.node:
+        yield n
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _walk(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from _walk(g)
+
+
+_FORM_CACHE: dict[tuple[str, frozenset[str], int], int] = {}
+
+
+def _min_opset(node: Any) -> int:
+    """The first opset whose schema of ``node.op_type`` has the latest input names and every attribute used."""
+    import onnx
+
+    key = (node.op_type, frozenset(a.name for a in node.attribute), len(node.input))
+    if key in _FORM_CACHE:
+        return _FORM_CACHE[key]
+    latest_version = onnx.defs.onnx_opset_version()
+    latest = onnx.defs.get_schema(node.op_type, latest_version, "")
+    names = [i.name for i in latest.inputs]
+    found = latest.since_version
+    for v in range(1, latest.since_version + 1):
+        try:
+            s = onnx.defs.get_schema(node.op_type, v, "")
+        except onnx.defs.SchemaError:
+            continue
+        if s.deprecated:
+            continue
+        if not key[1] <= set(s.attributes):
+            continue
+        if [i.name for i in s.inputs][: key[2]] != names[: key[2]]:
+            continue
+        if key[2] > len(s.inputs) and not (s.inputs and s.inputs[-1].option == s.inputs[-1].option.Variadic):
+            continue
+        found = s.since_version
+        break
+    found = max(found, _SEMANTICS_SINCE.get(node.op_type, 0))
+    _FORM_CACHE[key] = found
+    return found
+
+
+# --- decompositions of k5-only ops ------------------------------------------------------------------------------
+Decomposition = Callable[[_Exporter, Node, list[str]], list[Any]]
+
+
+def _const(ex: _Exporter, base: str, value: np.ndarray) -> tuple[Any, str]:
+    from onnx import helper
+
+    name = ex.fresh(base)
+    ex.constants[name] = value
+    return helper.make_node("Constant", [], [name], name=name, value=ex.tensor(value, name)), name
+
+
+def _linear_into(ex: _Exporter, node: Node, x: str, w: str, b: str, y: str, tag: str) -> list[Any]:
+    """``y = x @ w.T + b`` as MatMul(x, w.T) [+ Add]; a static ``w`` is stored transposed."""
+    from onnx import helper
+
+    out: list[Any] = []
+    static = ex.constants.get(w)
+    if static is not None:
+        const, wt = _const(ex, f"{node.id}.{tag}weight_t", np.ascontiguousarray(as_array(static).T))
+        out.append(const)
+    else:
+        wt = ex.fresh(f"{node.id}.{tag}weight_t")
+        out.append(helper.make_node("Transpose", [w], [wt], name=wt, perm=[1, 0]))
+    mm = ex.fresh(f"{node.id}.{tag}matmul") if b else y
+    out.append(helper.make_node("MatMul", [x, wt], [mm], name=f"{node.id}.{tag}MatMul"))
+    if b:
+        out.append(helper.make_node("Add", [mm, b], [y], name=f"{node.id}.{tag}Add"))
+    return out
+
+
+def _linear(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
+    x, w, b = [*inputs, "", ""][:3]
+    return _linear_into(ex, node, x, w, b, node.outputs[0], "")
+
+
+def _embedding(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
+    from onnx import helper
+
+    indices, weight = inputs[:2]
+    return [helper.make_node("Gather", [weight, indices], node.outputs[:1], name=node.id, axis=0)]
+
+
+def _adaptive_pool(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
+    from onnx import helper
+
+    out_size = [int(v) for v in node.attrs["output_size"]]
+    is_avg = node.op == "AdaptiveAveragePool"
+    if all(v == 1 for v in out_size):
+        op = "GlobalAveragePool" if is_avg else "GlobalMaxPool"
+        return [helper.make_node(op, inputs[:1], node.outputs[:1], name=node.id)]
+    spatial = _static_spatial(ex, inputs[0], len(out_size))
+    if spatial is None or any(s % o for s, o in zip(spatial, out_size, strict=True)):
+        raise ConversionError(
+            f"ONNX has no adaptive pooling; output_size={out_size} needs a static input size divisible by it "
+            f"(uniform bins). Received: spatial size {spatial if spatial is not None else 'unknown'}",
+            where=node.label,
+        )
+    k = [s // o for s, o in zip(spatial, out_size, strict=True)]
+    op = "AveragePool" if is_avg else "MaxPool"
+    return [helper.make_node(op, inputs[:1], node.outputs[:1], name=node.id, kernel_shape=k, strides=k)]
+
+
+def _static_spatial(ex: _Exporter, name: str, rank: int) -> list[int] | None:
+    info = ex.infos.get(name)
+    if info is None or info.shape is None:
+        return None
+    dims = info.shape[-rank:]
+    return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else None
+
+
+def _mha(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
+    """MultiHeadAttention (batch-first) as projections, per-head MatMul/Softmax/MatMul and the output projection."""
+    from onnx import helper
+
+    names = [
+        "query", "key", "value", "attn_mask", "key_padding_mask", "q_weight", "k_weight", "v_weight",
+        "q_bias", "k_bias", "v_bias", "out_weight", "out_bias",
+    ]  # fmt: skip
+    v = dict(zip(names, inputs + [""] * (len(names) - len(inputs)), strict=True))
+    h = int(node.attrs["num_heads"])
+    scale = node.attrs.get("scale")
+    p = node.id
+    out: list[Any] = []
+
+    def mk(op: str, ins: list[str], tag: str, **attrs: Any) -> str:
+        y = ex.fresh(f"{p}.{tag}")
+        out.append(helper.make_node(op, ins, [y], name=y, **attrs))
+        return y
+
+    def const(tag: str, value: np.ndarray) -> str:
+        c, name = _const(ex, f"{p}.{tag}", value)
+        out.append(c)
+        return name
+
+    proj = {}
+    for t in ("q", "k", "v"):
+        y = ex.fresh(f"{p}.{t}")
+        src = {"q": "query", "k": "key", "v": "value"}[t]
+        out.extend(_linear_into(ex, node, v[src], v[f"{t}_weight"], v[f"{t}_bias"], y, f"{t}_"))
+        proj[t] = y
+    if scale is None:
+        w = ex.constants.get(v["q_weight"])
+        if w is None:
+            raise ConversionError("needs a stored q_weight (or the 'scale' attribute) to export", where=node.label)
+        scale = 1.0 / float(np.sqrt(as_array(w).shape[0] // h))
+    heads = const("heads_shape", np.array([0, 0, h, -1], dtype=np.int64))
+    qh = mk("Transpose", [mk("Reshape", [proj["q"], heads], "q_heads")], "q_t", perm=[0, 2, 1, 3])
+    kh = mk("Transpose", [mk("Reshape", [proj["k"], heads], "k_heads")], "k_t", perm=[0, 2, 3, 1])
+    vh = mk("Transpose", [mk("Reshape", [proj["v"], heads], "v_heads")], "v_t", perm=[0, 2, 1, 3])
+    scores = mk("MatMul", [qh, kh], "scores")
+    scores = mk(
+        "Mul", [scores, mk("CastLike", [const("scale", np.array(scale, np.float32)), scores], "scale_c")], "scaled"
+    )
+    neg_inf = mk("CastLike", [const("neg_inf", np.array(-np.inf, np.float32)), scores], "neg_inf_c")
+    if v["attn_mask"]:
+        mask_dtype = _dtype_of(ex, v["attn_mask"])
+        if mask_dtype is None:
+            raise ConversionError("attn_mask needs a known dtype (bool or float) to export", where=node.label)
+        if mask_dtype == "bool":
+            scores = mk("Where", [v["attn_mask"], neg_inf, scores], "masked")
+        else:
+            scores = mk("Add", [scores, v["attn_mask"]], "masked")
+    if v["key_padding_mask"]:
+        kpm = mk("Unsqueeze", [v["key_padding_mask"], const("kpm_axes", np.array([1, 2], np.int64))], "kpm")
+        scores = mk("Where", [kpm, neg_inf, scores], "padded")
+    if int(node.attrs.get("causal", 0)):
+        lq_lk = mk("Slice", [mk("Shape", [scores], "scores_shape"), const("m2", np.array([-2], np.int64)),
+                             const("end", np.array([2**62], np.int64))], "lq_lk")  # fmt: skip
+        ones = mk("ConstantOfShape", [lq_lk], "ones", value=ex.tensor(np.array([1.0], np.float32), "one"))
+        upper = mk("Cast", [mk("Trilu", [ones, const("k1", np.array(1, np.int64))], "upper", upper=1)], "causal", to=9)
+        scores = mk("Where", [upper, neg_inf, scores], "causal_masked")
+    attn = mk("Softmax", [scores], "attn", axis=-1)
+    ctx = mk("MatMul", [attn, vh], "context")
+    merged = mk("Reshape", [mk("Transpose", [ctx], "context_t", perm=[0, 2, 1, 3]),
+                            const("merge_shape", np.array([0, 0, -1], np.int64))], "merged")  # fmt: skip
+    out.extend(_linear_into(ex, node, merged, v["out_weight"], v["out_bias"], node.outputs[0], "out_"))
+    return out
+
+
+def _dtype_of(ex: _Exporter, name: str) -> str | None:
+    if name in ex.constants:
+        from k5.format.model import weight_dtype
+
+        return weight_dtype(ex.constants[name])
+    info = ex.infos.get(name)
+    return info.dtype if info is not None else None
+
+
+#: k5 op -> how it is written in ONNX (k5 layer ops that ONNX lacks)
+DECOMPOSITIONS: dict[str, Decomposition] = {
+    "Linear": _linear,
+    "Embedding": _embedding,
+    "MultiHeadAttention": _mha,
+    "AdaptiveAveragePool": _adaptive_pool,
+    "AdaptiveMaxPool": _adaptive_pool,
+}
+
+
+def to_onnx(model: Model, *, opset: int | None = None) -> Any:
+    """Convert a k5 :class:`Model` into an ``onnx.ModelProto``.
+
+    ``opset``: the ONNX opset to target (default: the lowest, at least 18, at which every node has its current
+    form). Raises :class:`UnsupportedOpsError` listing every k5 op that has no ONNX form, or
+    :class:`ConversionError` when ``opset`` is too old for an op.
+    """
+    import onnx
+    from onnx import helper
+
+    ex = _Exporter(model)
+    graph = ex.graph(model.graph, top=True)
+    if ex.unsupported:
+        raise UnsupportedOpsError("k5 -> ONNX", ex.unsupported)
+    needed, per_op = ex.required_opset(graph)
+    if opset is None:
+        opset = needed
+    elif opset < needed:
+        too_new = ", ".join(f"{op} (>= {v})" for op, v in sorted(per_op.items()) if v > opset)
+        raise ConversionError(
+            f"ONNX opset {opset} is too old for this model; needs >= {needed}: {too_new or 'export floor'}"
+        )
+    elif opset > onnx.defs.onnx_opset_version():
+        raise ConversionError(f"ONNX opset {opset} is newer than the installed onnx ({onnx.defs.onnx_opset_version()})")
+    imports = [helper.make_opsetid("", opset)]
+    imports += [helper.make_opsetid(d, int(model.opset.get(d, 1))) for d in sorted(ex.used_domains)]
+    proto = helper.make_model(graph, opset_imports=imports, producer_name="k5")
+    proto.ir_version = helper.find_min_ir_version_for(imports[:1])
+    meta = model.metadata
+    if meta.description:
+        proto.doc_string = meta.description
+    for key, value in meta.extra.items():
+        if key != "onnx_opset":
+            proto.metadata_props.add(key=key, value=value)
+    return proto
+
+
+def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None = None) -> None:
+    """Write ``proto`` to ``path`` atomically; weights go to ``<name>.data`` beside it when they exceed
+    :data:`EXTERNAL_DATA_THRESHOLD` (or when ``external`` is True)."""
+    path = os.fspath(path)
+    import onnx
+
+    size = sum(len(t.raw_data) for t in proto.graph.initializer)
+    if external is None:
+        external = size > EXTERNAL_DATA_THRESHOLD
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        if external:
+            copy = onnx.ModelProto()
+            copy.CopyFrom(proto)  # saving with external data rewrites the tensors it moves
+            proto = copy
+            location = os.path.basename(path) + ".data"
+            data_tmp = os.path.join(folder, f".{location}.tmp{os.getpid()}")
+            onnx.save_model(
+                proto, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                location=os.path.basename(data_tmp), size_threshold=1024,
+            )  # fmt: skip
+            # the model names its data file; rename the data file to its final name and rewrite the reference
+            saved = onnx.load(tmp, load_external_data=False)
+            for t in saved.graph.initializer:
+                for entry in t.external_data:
+                    if entry.key == "location":
+                        entry.value = location
+            onnx.save_model(saved, tmp)
+            os.replace(data_tmp, os.path.join(folder, location))
+        else:
+            onnx.save_model(proto, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
