@@ -389,7 +389,8 @@ def _write_data(group: h5py.Group, name: str, value: Any, *, where: str, compres
             total = shape[0] if shape is not None else 0
             ds = group.create_dataset(
                 name, shape=(total, *stored.shape[1:]), maxshape=(None, *stored.shape[1:]), dtype=stored.dtype,
-                chunks=(_rows(stored.shape, stored.dtype, 1 << 20), *stored.shape[1:]), **kwargs,
+                chunks=(min(_rows(stored.shape, stored.dtype, 1 << 20), max(1, total, stored.shape[0])),
+                        *stored.shape[1:]), **kwargs,
             )  # fmt: skip
         elif stored.shape[1:] != ds.shape[1:]:
             raise SchemaError(f"{where}: batch shape {list(stored.shape)} does not continue {list(ds.shape)}")
@@ -458,6 +459,7 @@ def save(
         _check_layout_collisions([p for p, _, _ in entries])
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".k5tmp", dir=directory)
         os.close(fd)
+        os.chmod(tmp, _target_mode(target))
         with h5py.File(
             tmp, "w", libver=("earliest", "v110"), alignment_threshold=ALIGNMENT_THRESHOLD,
             alignment_interval=ALIGNMENT,
@@ -502,6 +504,16 @@ def save(
             detail = str(e) if isinstance(e, K5Error) else f"{type(e).__name__}: {e}"
             raise SaveError(f"could not save ({detail}); any previous file there is unchanged", where=target) from e
         raise
+
+
+def _target_mode(target: str) -> int:
+    """Permissions for the new file: those of the file it replaces, else the usual ones (0o666 minus umask)."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fsync_dir(directory: str) -> None:
