@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from k5.convert.onnx.importer import ONNX_DOMAINS
+from k5.convert.onnx.importer import contiguous
+from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE
 from k5.errors import ConversionError, UnsupportedOpsError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
@@ -24,9 +25,6 @@ __all__ = ["EXTERNAL_DATA_THRESHOLD", "save_onnx", "to_onnx"]
 
 #: models whose weights exceed this many bytes are written with external data (protobuf stops at 2 GB)
 EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24
-
-#: ops whose semantics (not their signature) changed at an opset: op -> the first opset with k5's semantics
-_SEMANTICS_SINCE: dict[str, int] = {"GridSample": 20}
 
 _ATTR_CODES = {"int": 2, "float": 1, "string": 3, "ints": 7, "floats": 6, "strings": 8, "graph": 5, "graphs": 10}
 
@@ -66,12 +64,14 @@ class _Exporter:
         from onnx import numpy_helper
 
         arr = as_array(value)
-        return numpy_helper.from_array(np.ascontiguousarray(arr), name)
+        return numpy_helper.from_array(contiguous(arr), name)
 
     def value_info(self, t: TensorInfo) -> Any:
         from onnx import helper
 
-        code = _onnx_dtype(t.dtype, where=f"value {t.name!r}") if t.dtype else 0
+        if not t.dtype:
+            return helper.make_empty_tensor_value_info(t.name)  # type left to the runtime (nested graphs)
+        code = _onnx_dtype(t.dtype, where=f"value {t.name!r}")
         shape = None if t.shape is None else [d if isinstance(d, int) else str(d) for d in t.shape]
         tensor = helper.make_tensor_type_proto(code, shape)
         if t.kind == "sequence":
@@ -187,17 +187,6 @@ class _Exporter:
             proto.attribute.append(helper.make_attribute(name, t))
         return [*pre, proto]
 
-    # -- opset -------------------------------------------------------------------------------------------------
-    def required_opset(self, graph: Any) -> tuple[int, dict[str, int]]:
-        """The lowest opset (>= the floor) at which every emitted default-domain node has its current form."""
-        need: dict[str, int] = {}
-        for node in _walk(graph):
-            if node.domain not in ONNX_DOMAINS:
-                continue
-            v = _min_opset(node)
-            need[node.op_type] = max(need.get(node.op_type, 0), v)
-        return max([EXPORT_FLOOR_OPSET, *need.values()]), need
-
 
 def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if v is not None}
@@ -211,53 +200,6 @@ def _onnx_attribute_names(op: str) -> set[str] | None:
         return set(onnx.defs.get_schema(op, onnx.defs.onnx_opset_version(), "").attributes)
     except onnx.defs.SchemaError:
         return None
-
-
-def _walk(graph: Any) -> Any:
-    import onnx
-
-    for n in graph.node:
-        yield n
-        for a in n.attribute:
-            if a.type == onnx.AttributeProto.GRAPH:
-                yield from _walk(a.g)
-            elif a.type == onnx.AttributeProto.GRAPHS:
-                for g in a.graphs:
-                    yield from _walk(g)
-
-
-_FORM_CACHE: dict[tuple[str, frozenset[str], int], int] = {}
-
-
-def _min_opset(node: Any) -> int:
-    """The first opset whose schema of ``node.op_type`` has the latest input names and every attribute used."""
-    import onnx
-
-    key = (node.op_type, frozenset(a.name for a in node.attribute), len(node.input))
-    if key in _FORM_CACHE:
-        return _FORM_CACHE[key]
-    latest_version = onnx.defs.onnx_opset_version()
-    latest = onnx.defs.get_schema(node.op_type, latest_version, "")
-    names = [i.name for i in latest.inputs]
-    found = latest.since_version
-    for v in range(1, latest.since_version + 1):
-        try:
-            s = onnx.defs.get_schema(node.op_type, v, "")
-        except onnx.defs.SchemaError:
-            continue
-        if s.deprecated:
-            continue
-        if not key[1] <= set(s.attributes):
-            continue
-        if [i.name for i in s.inputs][: key[2]] != names[: key[2]]:
-            continue
-        if key[2] > len(s.inputs) and not (s.inputs and s.inputs[-1].option == s.inputs[-1].option.Variadic):
-            continue
-        found = s.since_version
-        break
-    found = max(found, _SEMANTICS_SINCE.get(node.op_type, 0))
-    _FORM_CACHE[key] = found
-    return found
 
 
 # --- decompositions of k5-only ops ------------------------------------------------------------------------------
@@ -279,7 +221,7 @@ def _linear_into(ex: _Exporter, node: Node, x: str, w: str, b: str, y: str, tag:
     out: list[Any] = []
     static = ex.constants.get(w)
     if static is not None:
-        const, wt = _const(ex, f"{node.id}.{tag}weight_t", np.ascontiguousarray(as_array(static).T))
+        const, wt = _const(ex, f"{node.id}.{tag}weight_t", contiguous(as_array(static).T))
         out.append(const)
     else:
         wt = ex.fresh(f"{node.id}.{tag}weight_t")
@@ -433,7 +375,10 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     graph = ex.graph(model.graph, top=True)
     if ex.unsupported:
         raise UnsupportedOpsError("k5 -> ONNX", ex.unsupported)
-    needed, per_op = ex.required_opset(graph)
+    imports = [helper.make_opsetid("", onnx.defs.onnx_opset_version())]
+    imports += [helper.make_opsetid(d, int(model.opset.get(d, 1))) for d in sorted(ex.used_domains)]
+    proto = helper.make_model(graph, opset_imports=imports, producer_name="k5")
+    needed, per_op = required_opset(proto, EXPORT_FLOOR_OPSET)
     if opset is None:
         opset = needed
     elif opset < needed:
@@ -443,10 +388,8 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
         )
     elif opset > onnx.defs.onnx_opset_version():
         raise ConversionError(f"ONNX opset {opset} is newer than the installed onnx ({onnx.defs.onnx_opset_version()})")
-    imports = [helper.make_opsetid("", opset)]
-    imports += [helper.make_opsetid(d, int(model.opset.get(d, 1))) for d in sorted(ex.used_domains)]
-    proto = helper.make_model(graph, opset_imports=imports, producer_name="k5")
-    proto.ir_version = helper.find_min_ir_version_for(imports[:1])
+    proto.opset_import[0].version = opset
+    proto.ir_version = helper.find_min_ir_version_for([proto.opset_import[0]])
     meta = model.metadata
     if meta.description:
         proto.doc_string = meta.description

@@ -31,6 +31,7 @@ from k5.convert.onnx.tables import (
     DROPPED_ATTRS,
     DTYPE_ATTRS,
     ONNX_DTYPES,
+    OUTPUT_COUNT_ATTRS,
     RENAMED_OPS,
     UNADAPTED_VERSIONS,
     AttrToInput,
@@ -39,7 +40,7 @@ from k5.errors import ConversionError, UnsupportedOpsError
 from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Metadata, Model, Node, TensorInfo
 
-__all__ = ["ONNX_DOMAINS", "UnsupportedTypesError", "from_onnx", "onnx_dtype_name", "tensor_to_array"]
+__all__ = ["ONNX_DOMAINS", "UnsupportedTypesError", "contiguous", "from_onnx", "onnx_dtype_name", "tensor_to_array"]
 
 ONNX_DOMAINS = ("", "ai.onnx")
 
@@ -80,7 +81,12 @@ def tensor_to_array(tensor: Any) -> np.ndarray:
     want = DTYPES[name].numpy
     if arr.dtype != want:
         arr = arr.view(want) if arr.dtype.itemsize == want.itemsize else arr.astype(want)
-    return np.ascontiguousarray(arr)
+    return contiguous(arr)
+
+
+def contiguous(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in C order, 0-d arrays kept 0-d (``np.ascontiguousarray`` makes them 1-d)."""
+    return arr if arr.flags.c_contiguous else np.array(arr, order="C")
 
 
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -252,6 +258,10 @@ class _Importer:
                 if value is None:
                     continue
                 pre.extend(self.attr_input(node, spec, value))
+        if op in OUTPUT_COUNT_ATTRS and version < OUTPUT_COUNT_ATTRS[op][0]:
+            attr = OUTPUT_COUNT_ATTRS[op][1]
+            if (len(node.inputs) < 2 or not node.inputs[1]) and attr not in node.attrs:
+                node.attrs[attr] = len(node.outputs)
         for (old, before), renames in ATTR_VALUE_RENAMES.items():
             if op == old and version < before:
                 for a, mapping in renames.items():
@@ -404,7 +414,7 @@ def _fold_linear(nodes: list[Node], inits: dict[str, np.ndarray | None], keep: s
             assert w is not None
             if w.ndim != 2:
                 continue
-            weights: dict[str, Any] = {"weight": np.ascontiguousarray(w.T)}
+            weights: dict[str, Any] = {"weight": contiguous(w.T)}
             out = n.outputs[0]
             adds = readers.get(out, [])
             if counts[out] == 1 and out not in keep and len(adds) == 1 and adds[0].op == "Add":
@@ -424,7 +434,7 @@ def _fold_linear(nodes: list[Node], inits: dict[str, np.ndarray | None], keep: s
                 continue
             w = inits[n.inputs[1]]
             assert w is not None
-            weights = {"weight": np.ascontiguousarray(w if a.get("transB", 0) else w.T)}
+            weights = {"weight": contiguous(w if a.get("transB", 0) else w.T)}
             c = n.inputs[2] if len(n.inputs) > 2 else ""
             if c:
                 b = inits.get(c)

@@ -18,6 +18,7 @@ __all__ = [
     "K5_ONLY_OPS",
     "K5_TO_ONNX_DTYPE",
     "ONNX_DTYPES",
+    "OUTPUT_COUNT_ATTRS",
     "RENAMED_OPS",
     "UNADAPTED_VERSIONS",
     "AttrToInput",
@@ -35,6 +36,7 @@ K5_TO_ONNX_DTYPE: dict[str, int] = {name: code for code, name in ONNX_DTYPES.ite
 #: op -> attributes holding an ONNX element type code; k5 holds the dtype *name* (a string attribute)
 DTYPE_ATTRS: dict[str, tuple[str, ...]] = {
     "Cast": ("to",),
+    "BitCast": ("to",),
     "EyeLike": ("dtype",),
     "RandomNormal": ("dtype",),
     "RandomUniform": ("dtype",),
@@ -102,6 +104,9 @@ ATTRS_TO_INPUTS: dict[str, tuple[int, tuple[AttrToInput, ...]]] = {
     "Upsample": (9, (AttrToInput("scales", 1, "float32s"),)),
     "DFT": (20, (AttrToInput("axis", 2, "int64", default=1),)),
 }
+
+#: op -> (first opset where the attribute is required when input 1 is absent, attribute = number of outputs)
+OUTPUT_COUNT_ATTRS: dict[str, tuple[int, str]] = {"Split": (18, "num_outputs")}
 
 #: ONNX op (up to but excluding an opset) -> (k5 op, {old input index: new input index})
 RENAMED_OPS: dict[str, tuple[int, str, dict[int, int]]] = {
