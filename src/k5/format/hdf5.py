@@ -63,6 +63,7 @@ __all__ = [
     "encode_name",
     "load",
     "save",
+    "validate",
     "verify_checksums",
     "weight_paths",
 ]
@@ -150,7 +151,7 @@ class _Source:
 def _from_storage(arr: np.ndarray, d: DType) -> np.ndarray:
     """Reinterpret stored bytes as the k5 dtype (bool: nonzero is True)."""
     if d.name == "bool":
-        return arr != 0
+        return np.asarray(arr != 0)
     if arr.dtype != d.numpy:
         return arr.view(d.numpy)
     return arr
@@ -326,7 +327,8 @@ def _to_storage(value: Any, k5_dtype: str | None, where: str) -> tuple[np.ndarra
     if k5_dtype is not None and name != k5_dtype:
         raise WeightMismatchError(f"declared dtype {k5_dtype} but the value is {name}", where=where)
     d = DTYPES[name]
-    arr = np.ascontiguousarray(arr)
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")
     if d.name == "bool":
         return arr.view(np.uint8), d
     if not d.native:
@@ -908,6 +910,15 @@ def load(
         elif f is not None:
             f.close()
         raise FormatError(f"cannot read the file: {type(e).__name__}: {e}", where=name) from e
+
+
+def validate(path: str | os.PathLike[str]) -> None:
+    """Raise the first problem of a k5 file: layout, schema, graph, op schemas, weight declarations, checksums.
+
+    (``k5 validate`` also re-runs the validation pair.)
+    """
+    with load(path, check=True, verify=True):
+        pass
 
 
 def _materialise(model: Model) -> None:
