@@ -78,8 +78,8 @@ MAX_TEXT_BYTES = 16 << 20
 MAX_DEFLATE_RATIO = 1100
 #: Only these HDF5 filters are portable (and safe: no plugin libraries): deflate (gzip), shuffle, fletcher32.
 ALLOWED_FILTERS = {h5py.h5z.FILTER_DEFLATE: "deflate", h5py.h5z.FILTER_SHUFFLE: "shuffle", 3: "fletcher32"}
-#: Datasets of at least this many bytes start at a file offset that is a multiple of ALIGNMENT.
-ALIGNMENT_THRESHOLD = 256
+#: Every allocation of at least this many bytes (so every weight) starts at a multiple of ALIGNMENT bytes.
+ALIGNMENT_THRESHOLD = 1
 ALIGNMENT = 64
 _STRING = h5py.string_dtype("utf-8")
 _WRITE_BLOCK = 64 << 20  # bytes per write when copying large data in slices
