@@ -49,6 +49,7 @@ class _Exporter:
                 self.constants[n.outputs[0]] = n.weights["value"]
         self.infos.update(model.graph.infos())
         self.unsupported: dict[str, int] = {}
+        self.inits: list[list[Any] | None] = []  # per graph being written: its initializers (None: nested)
         self.used_domains: set[str] = set()
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -112,9 +113,13 @@ class _Exporter:
 
         nodes: list[Any] = []
         inits: list[Any] = []
+        self.inits.append(inits if top else None)
         outputs = {o.name for o in g.outputs}
-        for n in g.nodes:
-            nodes.extend(self.node(n, inits if top else None, outputs))
+        try:
+            for n in g.nodes:
+                nodes.extend(self.node(n, outputs))
+        finally:
+            self.inits.pop()
         return helper.make_graph(
             nodes,
             g.name or ("k5" if top else "body"),
@@ -124,19 +129,23 @@ class _Exporter:
             value_info=[self.value_info(t) for t in g.value_info if t.dtype],
         )
 
-    def weight(self, node: Node, param: str, value: Any, inits: list[Any] | None, into: list[Any]) -> str:
-        """A node-owned weight as a value name: an initializer (top graph) or a Constant node (nested graph)."""
+    def value(self, arg: Any, base: str, into: list[Any]) -> str:
+        """A value name for ``arg``: a name as it is; an array (node-owned weight) as an initializer in the top
+        graph, or as a Constant node appended to ``into`` in a nested graph."""
         from onnx import helper
 
-        name = self.fresh(f"{node.id}.{param}")
-        self.constants[name] = value
+        if arg is None or isinstance(arg, str):
+            return arg or ""
+        name = self.fresh(base)
+        self.constants[name] = arg
+        inits = self.inits[-1]
         if inits is not None:
-            inits.append(self.tensor(value, name))
+            inits.append(self.tensor(arg, name))
         else:
-            into.append(helper.make_node("Constant", [], [name], name=name, value=self.tensor(value, name)))
+            into.append(helper.make_node("Constant", [], [name], name=name, value=self.tensor(arg, name)))
         return name
 
-    def node(self, n: Node, inits: list[Any] | None, graph_outputs: set[str]) -> list[Any]:
+    def node(self, n: Node, graph_outputs: set[str]) -> list[Any]:
         from onnx import helper
 
         from k5.ops.registry import find_schema
@@ -144,6 +153,7 @@ class _Exporter:
         if n.domain != DEFAULT_DOMAIN:
             self.used_domains.add(n.domain)
             return [helper.make_node(n.op, n.inputs, n.outputs, name=n.id, domain=n.domain, **_plain_attrs(n.attrs))]
+        inits = self.inits[-1]
         if n.op == "Constant" and "value" in n.weights:
             value = n.weights["value"]
             if inits is not None and n.outputs[0] not in graph_outputs:
@@ -152,7 +162,7 @@ class _Exporter:
             return [helper.make_node("Constant", [], n.outputs, name=n.id, value=self.tensor(value, n.outputs[0]))]
         schema = find_schema(n.op, n.domain)
         pre: list[Any] = []
-        inputs = list(n.inputs)
+        args: list[Any] = list(n.inputs)  # names, with node-owned weights as arrays in their input slots
         tensor_attrs: dict[str, Any] = {}
         onnx_attr_names = _onnx_attribute_names(n.op)
         if schema is not None:
@@ -160,27 +170,30 @@ class _Exporter:
                 if not spec.param or spec.name not in n.weights:
                     continue
                 value = n.weights[spec.name]
-                if spec.name in onnx_attr_names:  # ONNX holds it as a tensor attribute (ConstantOfShape's value)
+                if onnx_attr_names and spec.name in onnx_attr_names:  # a tensor attribute (ConstantOfShape's value)
                     tensor_attrs[spec.name] = self.tensor(value, spec.name)
                     continue
-                inputs.extend([""] * (i + 1 - len(inputs)))
-                inputs[i] = self.weight(n, spec.name, value, inits, pre)
-        while inputs and inputs[-1] == "":
-            inputs.pop()
+                args.extend([""] * (i + 1 - len(args)))
+                args[i] = value
+        while args and isinstance(args[-1], str) and args[-1] == "":
+            args.pop()
         decompose = DECOMPOSITIONS.get(n.op)
         if decompose is not None:
-            return pre + decompose(self, n, inputs)
+            return decompose(self, n, args)
         if onnx_attr_names is None:
             self.unsupported[n.op] = self.unsupported.get(n.op, 0) + 1
             return pre
+        params = {i: spec.name for i, spec in enumerate(schema.inputs)} if schema is not None else {}
+        inputs = [self.value(a, f"{n.id}.{params.get(i, i)}", pre) for i, a in enumerate(args)]
         attrs = dict(n.attrs)
         for name in [a for a in attrs if a not in onnx_attr_names]:
             spec = schema.attrs.get(name) if schema is not None else None
             if spec is not None and attrs[name] == spec.default:
                 del attrs[name]  # a k5-only attribute left at its default means ONNX's behaviour
             else:
-                raise ConversionError(f"attribute {name!r} has no ONNX equivalent. Received: {name}={attrs[name]!r}",
-                                      where=n.label)  # fmt: skip
+                raise ConversionError(
+                    f"attribute {name!r} has no ONNX equivalent. Received: {name}={attrs[name]!r}", where=n.label
+                )
         proto = helper.make_node(n.op, inputs, n.outputs, name=n.id)
         proto.attribute.extend(self.attrs(n, attrs))
         for name, t in tensor_attrs.items():
@@ -203,7 +216,7 @@ def _onnx_attribute_names(op: str) -> set[str] | None:
 
 
 # --- decompositions of k5-only ops ------------------------------------------------------------------------------
-Decomposition = Callable[[_Exporter, Node, list[str]], list[Any]]
+Decomposition = Callable[[_Exporter, Node, list[Any]], list[Any]]
 
 
 def _const(ex: _Exporter, base: str, value: np.ndarray) -> tuple[Any, str]:
@@ -214,38 +227,41 @@ def _const(ex: _Exporter, base: str, value: np.ndarray) -> tuple[Any, str]:
     return helper.make_node("Constant", [], [name], name=name, value=ex.tensor(value, name)), name
 
 
-def _linear_into(ex: _Exporter, node: Node, x: str, w: str, b: str, y: str, tag: str) -> list[Any]:
-    """``y = x @ w.T + b`` as MatMul(x, w.T) [+ Add]; a static ``w`` is stored transposed."""
+def _linear_into(ex: _Exporter, node: Node, x: str, w: Any, b: Any, y: str, tag: str) -> list[Any]:
+    """``y = x @ w.T + b`` as MatMul(x, w.T) [+ Add]; a stored ``w`` is written transposed, once."""
     from onnx import helper
 
     out: list[Any] = []
-    static = ex.constants.get(w)
+    static = w if not isinstance(w, str) else ex.constants.get(w)
     if static is not None:
-        const, wt = _const(ex, f"{node.id}.{tag}weight_t", contiguous(as_array(static).T))
-        out.append(const)
+        wt = ex.value(contiguous(as_array(static).T), f"{node.id}.{tag}weight_t", out)
     else:
         wt = ex.fresh(f"{node.id}.{tag}weight_t")
         out.append(helper.make_node("Transpose", [w], [wt], name=wt, perm=[1, 0]))
-    mm = ex.fresh(f"{node.id}.{tag}matmul") if b else y
+    has_bias = b is not None and not (isinstance(b, str) and not b)
+    mm = ex.fresh(f"{node.id}.{tag}matmul") if has_bias else y
     out.append(helper.make_node("MatMul", [x, wt], [mm], name=f"{node.id}.{tag}MatMul"))
-    if b:
-        out.append(helper.make_node("Add", [mm, b], [y], name=f"{node.id}.{tag}Add"))
+    if has_bias:
+        bias = ex.value(b, f"{node.id}.{tag}bias", out)
+        out.append(helper.make_node("Add", [mm, bias], [y], name=f"{node.id}.{tag}Add"))
     return out
 
 
-def _linear(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
-    x, w, b = [*inputs, "", ""][:3]
+def _linear(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
+    x, w, b = [*args, "", ""][:3]
     return _linear_into(ex, node, x, w, b, node.outputs[0], "")
 
 
-def _embedding(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
+def _embedding(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
     from onnx import helper
 
-    indices, weight = inputs[:2]
-    return [helper.make_node("Gather", [weight, indices], node.outputs[:1], name=node.id, axis=0)]
+    out: list[Any] = []
+    weight = ex.value(args[1], f"{node.id}.weight", out)
+    out.append(helper.make_node("Gather", [weight, args[0]], node.outputs[:1], name=node.id, axis=0))
+    return out
 
 
-def _adaptive_pool(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
+def _adaptive_pool(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     from onnx import helper
 
     out_size = [int(v) for v in node.attrs["output_size"]]
@@ -273,7 +289,7 @@ def _static_spatial(ex: _Exporter, name: str, rank: int) -> list[int] | None:
     return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else None
 
 
-def _mha(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
+def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     """MultiHeadAttention (batch-first) as projections, per-head MatMul/Softmax/MatMul and the output projection."""
     from onnx import helper
 
@@ -281,7 +297,7 @@ def _mha(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
         "query", "key", "value", "attn_mask", "key_padding_mask", "q_weight", "k_weight", "v_weight",
         "q_bias", "k_bias", "v_bias", "out_weight", "out_bias",
     ]  # fmt: skip
-    v = dict(zip(names, inputs + [""] * (len(names) - len(inputs)), strict=True))
+    v = dict(zip(names, [*inputs, *[""] * (len(names) - len(inputs))], strict=True))
     h = int(node.attrs["num_heads"])
     scale = node.attrs.get("scale")
     p = node.id
@@ -304,7 +320,7 @@ def _mha(ex: _Exporter, node: Node, inputs: list[str]) -> list[Any]:
         out.extend(_linear_into(ex, node, v[src], v[f"{t}_weight"], v[f"{t}_bias"], y, f"{t}_"))
         proj[t] = y
     if scale is None:
-        w = ex.constants.get(v["q_weight"])
+        w = v["q_weight"] if not isinstance(v["q_weight"], str) else ex.constants.get(v["q_weight"])
         if w is None:
             raise ConversionError("needs a stored q_weight (or the 'scale' attribute) to export", where=node.label)
         scale = 1.0 / float(np.sqrt(as_array(w).shape[0] // h))

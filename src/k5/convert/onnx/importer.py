@@ -96,6 +96,14 @@ def _sanitise(text: str) -> str:
     return _ID_BAD.sub("_", text).strip(".") or "node"
 
 
+def _is_op_segment(segment: str, op_type: str) -> bool:
+    """Whether a name segment is an exporter's op suffix (``Conv``, ``MatMul_1``), not a module name."""
+    import onnx
+
+    base = re.sub(r"_\d+$", "", segment)
+    return base == op_type or (base[:1].isupper() and onnx.defs.has(base))
+
+
 def scope_id(onnx_name: str, op_type: str) -> tuple[str, str]:
     """(module path, last segment) of an exporter-style node name.
 
@@ -108,7 +116,7 @@ def scope_id(onnx_name: str, op_type: str) -> tuple[str, str]:
     if "/" not in onnx_name:
         return _sanitise(onnx_name), ""
     last = segs[-1]
-    scope = segs[:-1] if re.fullmatch(rf"{re.escape(op_type)}(_\d+)?", last) else segs
+    scope = segs[:-1] if _is_op_segment(last, op_type) else segs
     path = ""
     for s in scope:
         path = s if not path or s.startswith(path + ".") or s == path else f"{path}.{s}"
