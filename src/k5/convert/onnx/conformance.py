@@ -101,6 +101,18 @@ def _to_numpy(value: Any) -> Any:
     return value
 
 
+def _onnx_numpy(value: Any) -> Any:
+    """Like :func:`_to_numpy` but with onnx's own conversion (it knows the types outside k5)."""
+    import onnx
+    from onnx import numpy_helper
+
+    if isinstance(value, onnx.TensorProto):
+        return numpy_helper.to_array(value)
+    if isinstance(value, list):
+        return [_onnx_numpy(v) for v in value]
+    return value
+
+
 def compare(expected: Any, actual: Any, rtol: float, atol: float) -> str:
     """'' when ``actual`` matches ``expected`` (ONNX's own rule: assert_allclose, NaN equal), else why not."""
     if isinstance(expected, list):
@@ -237,7 +249,7 @@ def _run_reference(case: Case) -> tuple[str, str]:
             ref = ReferenceEvaluator(case.model)
             names = [o.name for o in case.model.graph.output]
             for inputs, expected in case.data_sets:
-                feeds = dict(zip(ref.input_names, [_to_numpy(v) for v in inputs], strict=False))
+                feeds = dict(zip(ref.input_names, [_onnx_numpy(v) for v in inputs], strict=False))
                 out = dict(zip(names, ref.run(None, feeds), strict=True))
                 why = _check_outputs(case, names, expected, out)
                 if why:

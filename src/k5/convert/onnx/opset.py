@@ -24,9 +24,18 @@ def _float_mod(node: Any, types: dict[str, str]) -> bool:
     return fmod == 0 and t.startswith(("tensor(float", "tensor(double", "tensor(bfloat"))
 
 
+def _attr_is(name: str, *values: bytes) -> Callable[[Any, dict[str, str]], bool]:
+    def check(node: Any, types: dict[str, str]) -> bool:
+        return any(a.name == name and a.s in values for a in node.attribute)
+
+    return check
+
+
 #: semantics that changed for some uses only: op -> (first opset with k5's semantics, does this node use them?)
 SEMANTICS_SINCE_IF: dict[str, tuple[int, Callable[[Any, dict[str, str]], bool]]] = {
     "Mod": (28, _float_mod),  # floored modulo of floats (fmod=0) is defined from opset 28 on
+    "Pad": (19, _attr_is("mode", b"wrap")),
+    "Resize": (19, _attr_is("coordinate_transformation_mode", b"half_pixel_symmetric")),
 }
 
 _CACHE: dict[tuple[Any, ...], int] = {}
@@ -116,8 +125,6 @@ def _defaults(schema: Any) -> dict[str, bytes]:
 
 def min_opset(node: Any, types: dict[str, str]) -> int:
     """The first opset at which ``node`` (a NodeProto of the default domain) keeps its latest form and types."""
-    import onnx
-
     key = (
         node.op_type,
         frozenset(a.name for a in node.attribute),
@@ -125,12 +132,21 @@ def min_opset(node: Any, types: dict[str, str]) -> int:
         tuple(types.get(i) for i in node.input),
         tuple(types.get(o) for o in node.output),
     )
-    if key in _CACHE:
-        return _CACHE[key]
+    if key not in _CACHE:
+        _CACHE[key] = max(_form_opset(node, key[1], types), SEMANTICS_SINCE.get(node.op_type, 0))
+    found = _CACHE[key]
+    since_if = SEMANTICS_SINCE_IF.get(node.op_type)
+    if since_if is not None and since_if[1](node, types):
+        found = max(found, since_if[0])
+    return found
+
+
+def _form_opset(node: Any, used: frozenset[str], types: dict[str, str]) -> int:
+    import onnx
+
     latest = onnx.defs.get_schema(node.op_type, onnx.defs.onnx_opset_version(), "")
     latest_inputs = [i.name for i in latest.inputs]
     latest_defaults = _defaults(latest)
-    used = key[1]
     n_in = len(node.input)
     found = latest.since_version
     version = 1
@@ -155,11 +171,6 @@ def min_opset(node: Any, types: dict[str, str]) -> int:
             found = s.since_version
             break
         version += 1
-    found = max(found, SEMANTICS_SINCE.get(node.op_type, 0))
-    since_if = SEMANTICS_SINCE_IF.get(node.op_type)
-    if since_if is not None and since_if[1](node, types):
-        found = max(found, since_if[0])
-    _CACHE[key] = found
     return found
 
 
