@@ -127,6 +127,7 @@ class _Source:
         self.file: h5py.File | None = file
         self.path = path
         self.size = os.fstat(file.id.get_vfd_handle()).st_size
+        self.groups: dict[str, Any] = {}  # groups already checked by _get
         self.mm: mmap.mmap | None = None
         if use_mmap and self.size > 0 and file.userblock_size == 0:
             with contextlib.suppress(OSError, ValueError, TypeError):
@@ -142,6 +143,7 @@ class _Source:
             with contextlib.suppress(BufferError):  # arrays still view the map: released when the last one goes
                 self.mm.close()
             self.mm = None
+        self.groups.clear()
         if self.file is not None:
             with contextlib.suppress(Exception):
                 self.file.close()
@@ -616,30 +618,53 @@ def _check_superblock(fh: Any, offset: int, size: int) -> None:
         )
 
 
-def _check_link(group: h5py.Group, name: str, where: str) -> bool:
-    """True if ``name`` exists in ``group`` as a hard link; links of any other kind are refused."""
-    link = group.get(name, getlink=True)
-    if link is None:
+_LINK_KINDS = {h5py.h5l.TYPE_SOFT: "soft link", h5py.h5l.TYPE_EXTERNAL: "external link"}
+
+
+def _check_link(group: Any, name: bytes, where: str) -> bool:
+    """True if ``name`` exists in the group (a low-level GroupID) as a hard link; other links are refused."""
+    if not group.links.exists(name):
         return False
-    if not isinstance(link, h5py.HardLink):
-        kind = type(link).__name__
-        raise UnsafeFileError(f"{where} is a {kind}; k5 files use hard links only (links could reach other files)")
+    kind = group.links.get_info(name).type
+    if kind != h5py.h5l.TYPE_HARD:
+        what = _LINK_KINDS.get(kind, "user-defined link")
+        raise UnsafeFileError(f"{where}: {name.decode(errors='replace')!r} is a {what}; k5 files use hard links only")
     return True
 
 
-def _get(f: h5py.File, path: str, where: str) -> h5py.Dataset | h5py.Group | None:
-    """The object at ``path`` (None if absent), refusing soft, external and user-defined links on the way."""
-    node: Any = f
-    for part in path.strip("/").split("/"):
-        if not isinstance(node, h5py.Group):
-            raise FormatError(f"{where}: {node.name!r} is a dataset, expected a group")
-        if not _check_link(node, part, where):
-            return None
-        try:
-            node = node[part]
-        except (KeyError, OSError, RuntimeError, ValueError) as e:
-            raise FormatError(f"{where}: cannot open {path!r}: {e}") from None
-    return node
+def _get(f: h5py.File, path: str, where: str, cache: dict[str, Any] | None = None) -> Any:
+    """The object at ``path`` (None if absent), refusing soft, external and user-defined links on the way.
+
+    ``cache`` remembers groups already checked (a load passes one, so /model/weights is checked once).
+    """
+    cache = {} if cache is None else cache
+    loc = cache.get("")
+    if loc is None:
+        loc = cache[""] = f["/"].id
+    prefix = ""
+    try:
+        for part in path.strip("/").split("/"):
+            key = f"{prefix}/{part}"
+            hit = cache.get(key)
+            if hit is None:
+                if not isinstance(loc, h5py.h5g.GroupID):
+                    raise FormatError(f"{where}: {prefix!r} is a dataset, expected a group")
+                name = part.encode("utf-8")
+                if not _check_link(loc, name, where):
+                    return None
+                hit = h5py.h5o.open(loc, name)
+                if isinstance(hit, h5py.h5g.GroupID):
+                    cache[key] = hit
+            loc, prefix = hit, key
+    except K5Error:
+        raise
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:
+        raise FormatError(f"{where}: cannot open {path!r}: {e}") from None
+    if isinstance(loc, h5py.h5d.DatasetID):
+        return h5py.Dataset(loc)
+    if isinstance(loc, h5py.h5g.GroupID):
+        return h5py.Group(loc)
+    raise FormatError(f"{where}: {path!r} is neither a group nor a dataset")
 
 
 def _check_dataset(ds: Any, where: str, file_size: int) -> tuple[int | None, int]:
@@ -704,7 +729,7 @@ def _dataset_dtype(ds: h5py.Dataset, where: str) -> DType:
 def _bind_weight(source: _Source, h5path: str, spec: WeightSpec, where: str) -> LazyTensor:
     """A lazy tensor for a declared weight, after checking its dataset against the declaration."""
     assert source.file is not None
-    ds = _get(source.file, h5path, where)
+    ds = _get(source.file, h5path, where, source.groups)
     if ds is None:
         raise MissingWeightError(f"declared in the network JSON but {h5path!r} is not in the file", where=where)
     offset, _ = _check_dataset(ds, where, source.size)

@@ -82,10 +82,20 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _pointer(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f"{path}[{json.dumps(key)}]"
+Path = tuple[str | int, ...]
+
+
+def _fmt_path(path: Path) -> str:
+    """``$.graph.nodes[3].inputs[1]`` (built only when an error is reported)."""
+    out = "$"
+    for key in path:
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            out += f".{key}"
+        else:
+            out += f"[{json.dumps(key)}]"
+    return out
 
 
 class _Validator:
@@ -133,15 +143,15 @@ class _Validator:
         t = self.types(s_res)
         return " or ".join(sorted(t)) if t else "anything"
 
-    def error(self, path: str, expected: str, value: Any) -> SchemaError:
-        return SchemaError(f"{path}: expected {expected}. Received: {_show(value)}")
+    def error(self, path: Path, expected: str, value: Any) -> SchemaError:
+        return SchemaError(f"{_fmt_path(path)}: expected {expected}. Received: {_show(value)}")
 
-    def check(self, value: Any, s: Any, path: str) -> None:
+    def check(self, value: Any, s: Any, path: Path) -> None:
         s = self.resolve(s)
         if s is True:
             return
         if s is False:
-            raise SchemaError(f"{path}: not allowed here")
+            raise SchemaError(f"{_fmt_path(path)}: not allowed here")
         if "type" in s:
             wanted = [s["type"]] if isinstance(s["type"], str) else s["type"]
             if not any(_is_type(value, t) for t in wanted):
@@ -160,11 +170,11 @@ class _Validator:
             raise self.error(path, f"a number >= {s['minimum']}", value)
         if isinstance(value, list) and "items" in s:
             for i, item in enumerate(value):
-                self.check(item, s["items"], _pointer(path, i))
+                self.check(item, s["items"], (*path, i))
         if isinstance(value, dict):
             self.check_object(value, s, path)
 
-    def check_any(self, value: Any, options: list[Any], path: str, title: str | None) -> None:
+    def check_any(self, value: Any, options: list[Any], path: Path, title: str | None) -> None:
         vt = _json_type(value)
         fitting = [o for o in options if (t := self.types(o)) is None or vt in t or (vt == "integer" and "number" in t)]
         errors = []
@@ -179,17 +189,17 @@ class _Validator:
         expected = title or " or ".join(self.describe(o) for o in options)
         raise self.error(path, expected, value)
 
-    def check_object(self, value: dict[str, Any], s: dict[str, Any], path: str) -> None:
+    def check_object(self, value: dict[str, Any], s: dict[str, Any], path: Path) -> None:
         for key in s.get("required", ()):
             if key not in value:
-                raise SchemaError(f"{path}: missing required key {key!r} (keys present: {sorted(value)})")
+                raise SchemaError(f"{_fmt_path(path)}: missing required key {key!r} (keys present: {sorted(value)})")
         props = s.get("properties", {})
         patterns = s.get("patternProperties", {})
         extra = s.get("additionalProperties", True)
         for key, item in value.items():
-            sub = _pointer(path, key)
+            sub = (*path, key)
             if "propertyNames" in s:
-                self.check(key, s["propertyNames"], f"{sub} (key)")
+                self.check(key, s["propertyNames"], sub)
             if key in props:
                 self.check(item, props[key], sub)
                 continue
@@ -202,7 +212,7 @@ class _Validator:
                 if self.allow_unknown_keys:
                     continue
                 allowed = ", ".join(sorted(props)) + (", x-*" if patterns else "")
-                raise SchemaError(f"{sub}: unknown key {key!r} (allowed: {allowed})")
+                raise SchemaError(f"{_fmt_path(sub)}: unknown key {key!r} (allowed: {allowed})")
             self.check(item, extra, sub)
 
 
@@ -211,7 +221,7 @@ def validate_schema(doc: Any, *, allow_unknown_keys: bool = False) -> None:
 
     ``allow_unknown_keys``: accept keys the schema does not know (used for files of a newer minor version).
     """
-    _Validator(schema(), allow_unknown_keys=allow_unknown_keys).check(doc, schema(), "$")
+    _Validator(schema(), allow_unknown_keys=allow_unknown_keys).check(doc, schema(), ())
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------
@@ -445,7 +455,8 @@ def _node_from_dict(d: dict[str, Any], path: str, depth: int, opset: dict[str, i
     attrs: dict[str, Any] = {}
     for name, value in d.get("attrs", {}).items():
         spec = op_schema.attrs.get(name) if op_schema is not None else None
-        attrs[name] = _decode_attr(value, spec.type if spec else None, _pointer(f"{path}.attrs", name), depth, opset)
+        where = f"{path}.attrs[{json.dumps(name)}]"
+        attrs[name] = _decode_attr(value, spec.type if spec else None, where, depth, opset)
     weights = {
         name: WeightSpec(w["dtype"], tuple(int(x) for x in w["shape"])) for name, w in d.get("weights", {}).items()
     }
