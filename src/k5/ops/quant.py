@@ -14,12 +14,15 @@ import ml_dtypes
 import numpy as np
 
 from k5.errors import AttrError, OpError
-from k5.format.dtypes import dtype_of, from_numpy
+from k5.format.dtypes import dtype_of
 from k5.ops.registry import op
 
 __all__ = ["conv_integer_accumulate"]
 
-_FLOAT8 = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz")
+_FLOAT8 = tuple(np.dtype(t) for t in (
+    ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz,
+))  # fmt: skip
+_FLOAT4 = (np.dtype(ml_dtypes.float4_e2m1fn),)  # no inf/NaN encodings: always saturates
 
 
 def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block_size: int, what: str) -> np.ndarray:
@@ -51,23 +54,26 @@ def _broadcast_param(p: np.ndarray, x: np.ndarray, axis: int, block_size: int, w
     return np.repeat(p, block_size, axis=axis).take(np.arange(x.shape[axis]), axis=axis)
 
 
-def _int_range(dtype: np.dtype) -> tuple[int, int]:
-    info = np.iinfo(dtype)
+def _int_range(dtype: np.dtype) -> tuple[int, int] | None:
+    """(min, max) of an integer type (NumPy's or ml_dtypes' 2/4-bit ones); None for other types."""
+    try:
+        info = ml_dtypes.iinfo(dtype)
+    except (TypeError, ValueError):
+        return None
     return int(info.min), int(info.max)
 
 
-def _saturate_cast(v: np.ndarray, name: str, saturate: int) -> np.ndarray:
-    """Cast real values ``v`` (already rounded for integers) to the k5 type ``name``."""
-    target = dtype_of(name).numpy
-    if name in _FLOAT8:
+def _saturate_cast(v: np.ndarray, target: np.dtype, saturate: int) -> np.ndarray:
+    """Cast real values ``v`` (already rounded for integer targets) to ``target``."""
+    if target in _FLOAT8 or target in _FLOAT4:
         v = v.astype(np.float32)
-        if saturate:
+        if saturate or target in _FLOAT4:
             big = float(ml_dtypes.finfo(target).max)
             v = np.where(np.isnan(v), v, np.clip(v, -big, big))
         return v.astype(target)
-    if target.kind in "iu":
-        lo, hi = _int_range(target)
-        return np.clip(v, lo, hi).astype(target)
+    limits = _int_range(target)
+    if limits is not None:
+        return np.clip(v, *limits).astype(target)
     return v.astype(target)
 
 
@@ -90,26 +96,24 @@ def quantize_linear(
     instead of producing inf/NaN.
     """
     if output_dtype is not None:
-        out_name = output_dtype
-        if y_zero_point is not None and from_numpy(y_zero_point.dtype) != out_name:
-            raise OpError(
-                f"output_dtype={out_name!r} differs from y_zero_point's dtype {from_numpy(y_zero_point.dtype)}"
-            )
+        target = dtype_of(output_dtype).numpy
+        if y_zero_point is not None and y_zero_point.dtype != target:
+            raise OpError(f"output_dtype={output_dtype!r} differs from y_zero_point's dtype {y_zero_point.dtype}")
     elif y_zero_point is not None:
-        out_name = from_numpy(y_zero_point.dtype)
+        target = y_zero_point.dtype
     else:
-        out_name = "uint8"
+        target = np.dtype(np.uint8)
     calc = dtype_of(precision).numpy if precision else np.asarray(y_scale).dtype
     if calc.kind in "iu":
         calc = np.dtype(np.float32)
     scale = _broadcast_param(y_scale, x, axis, block_size, "y_scale").astype(calc)
     v = x.astype(calc) / scale
-    is_float8 = out_name in _FLOAT8
-    v = v.astype(np.float32) if is_float8 else np.rint(v.astype(np.float64))
+    is_float = _int_range(target) is None  # float8/float4 targets: no rounding
+    v = v.astype(np.float32) if is_float else np.rint(v.astype(np.float64))
     if y_zero_point is not None:
         zp = _broadcast_param(y_zero_point, x, axis, block_size, "y_zero_point")
-        v = v + zp.astype(np.float32 if is_float8 else np.float64)
-    return _saturate_cast(np.asarray(v), out_name, saturate)
+        v = v + zp.astype(np.float32 if is_float else np.float64)
+    return _saturate_cast(np.asarray(v), target, saturate)
 
 
 @op("DequantizeLinear", inputs=["x", "x_scale", "x_zero_point?"], outputs=["y"])
@@ -126,7 +130,7 @@ def dequantize_linear(
     out = dtype_of(output_dtype).numpy if output_dtype else np.asarray(x_scale).dtype
     if x_zero_point is not None and x_zero_point.dtype != x.dtype:
         raise OpError(f"x_zero_point dtype {x_zero_point.dtype} differs from x dtype {x.dtype}")
-    if x.dtype.kind in "iu":
+    if _int_range(x.dtype) is not None:
         diff = x.astype(np.int64)
         if x_zero_point is not None:
             diff = diff - _broadcast_param(x_zero_point, x, axis, block_size, "x_zero_point").astype(np.int64)
@@ -289,7 +293,7 @@ def conv_integer(
 def _requantize(acc: np.ndarray, multiplier: np.ndarray, y_zero_point: np.ndarray) -> np.ndarray:
     """``saturate(round_half_even(acc * multiplier) + y_zero_point)`` in the zero point's type."""
     v = np.rint(acc.astype(np.float64) * multiplier) + np.asarray(y_zero_point).astype(np.float64)
-    lo, hi = _int_range(y_zero_point.dtype)
+    lo, hi = _int_range(y_zero_point.dtype) or (-np.inf, np.inf)
     return np.clip(v, lo, hi).astype(y_zero_point.dtype)
 
 
