@@ -289,14 +289,17 @@ def rnn_weights(mod: Any, kind: str, layer: int) -> dict[str, Any]:
 
 
 def _rnn(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: list[bool], kind: str) -> list[Any]:
+    """One k5 node per layer, in ONNX layout 0 (sequence first; what every ONNX runtime supports).
+
+    A batch-first module gets a Transpose before the first layer and after the last one. Between layers, Y
+    ``[T, D, B, H]`` becomes ``[T, B, D*H]`` (Squeeze when D=1, else Transpose + Reshape). States keep PyTorch's
+    ``[L*D, B, H]`` form: layer i reads the Slice ``[i*D, (i+1)*D)``, and h_n/c_n concatenate the layers' Y_h/Y_c.
+    """
     if kind == "LSTM" and mod.proj_size:
         raise _unsupported("LSTM with proj_size")
     if cx.rank(p["input"]) != 3:
         raise _unsupported(f"unbatched {kind} input (rank {cx.rank(p['input'])})")
-    if cx.fake(p["input"]) is not None and cx.fake(p["input"]).is_nested:  # pragma: no cover - defensive
-        raise _unsupported(f"{kind} on a nested tensor")
     n_dir = 2 if mod.bidirectional else 1
-    layout = 1 if mod.batch_first else 0
     hx = p.get("hx")
     h0 = c0 = None
     if hx is not None:
@@ -307,7 +310,6 @@ def _rnn(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: list[bool], 
     attrs: dict[str, Any] = {
         "hidden_size": int(mod.hidden_size),
         "direction": "bidirectional" if n_dir == 2 else "forward",
-        "layout": layout,
     }
     if kind == "GRU":
         attrs["linear_before_reset"] = 1
@@ -319,22 +321,14 @@ def _rnn(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: list[bool], 
         if s is None:
             return ""
         src = cx.t(s)
-        if mod.num_layers > 1:
-            src = cx.add1(
-                "Slice",
-                [src, cx.ints([layer * n_dir]), cx.ints([(layer + 1) * n_dir]), cx.ints([0])],
-                id=f"{fqn}.l{layer}.{what}",
-            )
-        if layout == 1:
-            src = cx.add1("Transpose", [src], attrs={"perm": [1, 0, 2]}, id=f"{fqn}.l{layer}.{what}_bf")
-        return src
-
-    def state_out(s: str, layer: int, what: str) -> str:
-        if layout == 1:
-            return cx.add1("Transpose", [s], attrs={"perm": [1, 0, 2]}, id=f"{fqn}.l{layer}.{what}_out")
-        return s
+        if mod.num_layers == 1:
+            return src
+        starts, ends = cx.ints([layer * n_dir]), cx.ints([(layer + 1) * n_dir])
+        return cx.add1("Slice", [src, starts, ends, cx.ints([0])], id=f"{fqn}.l{layer}.{what}")
 
     cur = cx.t(p["input"])
+    if mod.batch_first:
+        cur = cx.add1("Transpose", [cur], attrs={"perm": [1, 0, 2]}, id=f"{fqn}.seq_first")
     hs: list[str] = []
     cs: list[str] = []
     n_out = ["Y", "Y_h", "Y_c"] if kind == "LSTM" else ["Y", "Y_h"]
@@ -345,19 +339,18 @@ def _rnn(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: list[bool], 
         lid = fqn if mod.num_layers == 1 else f"{fqn}.l{layer}"
         outs = cx.add(kind, ins, attrs=attrs, weights=rnn_weights(mod, kind, layer), id=lid, outputs=n_out)
         y = outs[0]
-        if layout == 0 and n_dir == 1:
-            y = cx.add1("Squeeze", [y, cx.ints([1])], id=f"{lid}.y")
+        if n_dir == 1:
+            cur = cx.add1("Squeeze", [y, cx.ints([1])], id=f"{lid}.y")
         else:
-            if layout == 0:
-                y = cx.add1("Transpose", [y], attrs={"perm": [0, 2, 1, 3]}, id=f"{lid}.y_t")
-            y = cx.add1("Reshape", [y, cx.ints([0, 0, -1])], id=f"{lid}.y")
-        cur = y
+            y = cx.add1("Transpose", [y], attrs={"perm": [0, 2, 1, 3]}, id=f"{lid}.y_t")
+            cur = cx.add1("Reshape", [y, cx.ints([0, 0, -1])], id=f"{lid}.y")
         hs.append(outs[1])
         if kind == "LSTM":
             cs.append(outs[2])
+    if mod.batch_first:
+        cur = cx.add1("Transpose", [cur], attrs={"perm": [1, 0, 2]}, id=f"{fqn}.batch_first")
 
     def stack(states: list[str], what: str) -> str:
-        states = [state_out(s, i, what) for i, s in enumerate(states)]
         if len(states) == 1:
             return states[0]
         return cx.add1("Concat", states, attrs={"axis": 0}, id=f"{fqn}.{what}")
