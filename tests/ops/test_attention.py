@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layer_cases import ATTENTION, cases_for, check_case
 
 from k5.errors import OpError
 from k5.ops import attention as K  # noqa: N812 - short alias for the kernels module
@@ -229,3 +230,9 @@ def test_rotary_embedding_is_a_complex_rotation(interleaved: int, rot_dim: int, 
     )
     np.testing.assert_allclose(y[..., :R], expect_r, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(y[..., R:], x[..., R:])
+
+
+@pytest.mark.parametrize("case", cases_for(ATTENTION))
+def test_onnx_case(case) -> None:
+    """ONNX's backend node test case (expected outputs computed by ONNX) through import and the k5 runtime."""
+    check_case(case)

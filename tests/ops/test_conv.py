@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layer_cases import CONV, cases_for, check_case
 
 from k5.errors import OpError
 from k5.ops import conv as K  # noqa: N812 - short alias for the kernels module
@@ -282,3 +283,9 @@ def test_inputs_are_not_modified() -> None:
     K.max_pool(x, kernel_shape=[2, 2])
     K.average_pool(x, kernel_shape=[3, 3], pads=[1] * 4)
     K.adaptive_average_pool(x, output_size=[4, 4])
+
+
+@pytest.mark.parametrize("case", cases_for(CONV))
+def test_onnx_case(case) -> None:
+    """ONNX's backend node test case (expected outputs computed by ONNX) through import and the k5 runtime."""
+    check_case(case)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layer_cases import LINALG, cases_for, check_case
 
 from k5.errors import OpError
 from k5.ops import linalg as K  # noqa: N812 - short alias for the kernels module
@@ -99,3 +100,9 @@ def test_embedding_matches_torch() -> None:
         K.embedding(np.array([3, 10]), w)
     with pytest.raises(OpError, match="integers"):
         K.embedding(np.array([1.0]), w)
+
+
+@pytest.mark.parametrize("case", cases_for(LINALG))
+def test_onnx_case(case) -> None:
+    """ONNX's backend node test case (expected outputs computed by ONNX) through import and the k5 runtime."""
+    check_case(case)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layer_cases import NORM, cases_for, check_case
 
 from k5.errors import OpError
 from k5.ops import norm as K  # noqa: N812 - short alias for the kernels module
@@ -147,3 +148,9 @@ def test_inputs_are_not_modified_and_errors() -> None:
         K.batch_normalization(x, np.ones(3, dtype=np.float32), ones, ones, ones)
     with pytest.raises(OpError, match="axis"):
         K.layer_normalization(x, ones, None, axis=3)
+
+
+@pytest.mark.parametrize("case", cases_for(NORM))
+def test_onnx_case(case) -> None:
+    """ONNX's backend node test case (expected outputs computed by ONNX) through import and the k5 runtime."""
+    check_case(case)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _layer_cases import RNN, cases_for, check_case
 
 from k5.errors import OpError
 from k5.ops import rnn as K  # noqa: N812 - short alias for the kernels module
@@ -190,3 +191,9 @@ def test_lstm_errors_and_readonly_inputs() -> None:
         K.lstm(x, W, R, None, np.array([7, 1, 1, 1]), None, None, None)
     with pytest.raises(OpError, match="activation"):
         K.lstm(x, W, R, None, None, None, None, None, activations=["Sigmoid", "Nope", "Tanh"])
+
+
+@pytest.mark.parametrize("case", cases_for(RNN))
+def test_onnx_case(case) -> None:
+    """ONNX's backend node test case (expected outputs computed by ONNX) through import and the k5 runtime."""
+    check_case(case)
