@@ -201,3 +201,18 @@ def test_kernel_failure_names_the_node():
     )
     with pytest.raises((OpError, RunError), match=r"prelu1.*slope"):
         run(Model(graph=g), {"x": np.ones((2, 3), np.float32), "s": np.ones(4, np.float32)})
+
+
+def test_unary_kernels_return_arrays_for_scalars():
+    """Kernels return 0-d arrays, never NumPy scalars, and keep the dtype."""
+    from k5.ops.registry import all_schemas
+
+    for s in all_schemas():
+        required = [i for i in s.inputs if not i.optional]
+        if s.family != "elementwise" or len(required) != 1 or "to" in s.attrs:
+            continue
+        dtype = np.bool_ if s.name == "Not" else np.int32 if s.name == "BitwiseNot" else np.float32
+        out = s.kernel(np.array(0.5 if dtype == np.float32 else 1, dtype=dtype))
+        out = out[0] if isinstance(out, tuple) else out
+        want = np.bool_ if s.name in ("IsNaN", "IsInf") else dtype
+        assert isinstance(out, np.ndarray) and out.shape == () and out.dtype == want, s.name

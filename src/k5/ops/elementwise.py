@@ -200,7 +200,7 @@ def erf(x: np.ndarray) -> np.ndarray:
     y = _erf64(x.astype(np.float64))
     if x.dtype.kind in "iu":
         y = np.round(y)
-    return y.astype(x.dtype)
+    return np.asarray(y).astype(x.dtype)
 
 
 @op("IsNaN", inputs=["X"], outputs=["Y"])
@@ -509,7 +509,7 @@ def gelu(x: np.ndarray, *, approximate: str = "none") -> np.ndarray:
         y = 0.5 * w * (1 + np.tanh(math.sqrt(2 / math.pi) * (w + 0.044715 * w**3)))
     else:
         y = 0.5 * w * (1 + _erf64(w / math.sqrt(2)))
-    return y.astype(x.dtype)
+    return np.asarray(y).astype(x.dtype)
 
 
 @op("Mish", inputs=["X"], outputs=["Y"])
