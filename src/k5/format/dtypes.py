@@ -14,7 +14,7 @@ import numpy as np
 
 from k5.errors import SchemaError
 
-__all__ = ["DType", "DTYPES", "dtype_of", "from_numpy", "to_numpy", "storage_dtype", "is_native"]
+__all__ = ["DTYPES", "DType", "dtype_of", "from_numpy", "is_native", "storage_dtype", "to_numpy"]
 
 
 @dataclass(frozen=True)

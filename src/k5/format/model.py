@@ -16,21 +16,21 @@ import numpy as np
 from k5.format.dtypes import dtype_of, from_numpy
 
 __all__ = [
-    "Dim",
-    "Shape",
-    "TensorInfo",
-    "WeightSpec",
+    "DEFAULT_DOMAIN",
     "ArrayLike",
-    "Node",
+    "DataSplit",
+    "Dim",
     "Graph",
     "Metadata",
-    "ValidationPair",
-    "DataSplit",
     "Model",
-    "DEFAULT_DOMAIN",
+    "Node",
+    "Shape",
+    "TensorInfo",
+    "ValidationPair",
+    "WeightSpec",
+    "as_array",
     "weight_dtype",
     "weight_shape",
-    "as_array",
 ]
 
 DEFAULT_DOMAIN = "k5"

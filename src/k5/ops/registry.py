@@ -34,17 +34,17 @@ from k5.errors import AttrError, OpError, UnknownOpError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Node
 
 __all__ = [
+    "ATTR_TYPES",
+    "OPSET_VERSION",
     "REQUIRED",
     "AttrSpec",
     "InputSpec",
-    "OutputSpec",
     "OpSchema",
-    "op",
-    "get_schema",
-    "find_schema",
+    "OutputSpec",
     "all_schemas",
-    "OPSET_VERSION",
-    "ATTR_TYPES",
+    "find_schema",
+    "get_schema",
+    "op",
 ]
 
 #: The newest version of the default (``k5``) op set that this release implements.
@@ -333,7 +333,9 @@ def op(
                 attrs[p.name] = AttrSpec(p.name, type_name, default)
         n_fixed = len(in_specs) - (1 if in_specs and in_specs[-1].variadic else 0)
         if positional != n_fixed or has_varargs != bool(in_specs and in_specs[-1].variadic):
-            raise TypeError(f"{where}: kernel takes {positional} positional args, schema declares {len(in_specs)} inputs")
+            raise TypeError(
+                f"{where}: kernel takes {positional} positional args, schema declares {len(in_specs)} inputs"
+            )
         schema = OpSchema(
             name=name,
             domain=domain,

@@ -19,7 +19,7 @@ from k5.format.dtypes import dtype_of
 from k5.format.model import Graph, Model, Node, TensorInfo, as_array
 from k5.ops.registry import OpSchema, get_schema
 
-__all__ = ["Session", "RunContext", "run", "TraceFn"]
+__all__ = ["RunContext", "Session", "TraceFn", "run"]
 
 #: trace callback: (node, input values, output values, seconds) -> None
 TraceFn = Callable[[Node, list[Any], list[Any], float], None]
@@ -110,7 +110,8 @@ class Session:
                     try:
                         args.append(env[ref])
                     except KeyError:
-                        raise GraphError(f"input {ref!r} is not computed by any earlier node", where=node.label) from None
+                        msg = f"input {ref!r} is not computed by any earlier node"
+                        raise GraphError(msg, where=node.label) from None
                 else:
                     args.append(ref)
             kwargs = dict(step.attrs)
@@ -121,7 +122,7 @@ class Session:
                 result = step.schema.kernel(*args, **kwargs)
             except K5Error as e:
                 raise e if e.where else e.located(node.label) from None
-            except Exception as e:  # noqa: BLE001 - any kernel failure becomes a RunError naming the node
+            except Exception as e:
                 shapes = ", ".join(_describe(a) for a in args)
                 raise RunError(f"kernel failed on inputs ({shapes}): {type(e).__name__}: {e}", where=node.label) from e
             outputs = list(result) if isinstance(result, tuple) else [result]  # a tuple means several outputs
