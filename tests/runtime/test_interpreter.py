@@ -8,6 +8,8 @@ import pytest
 import k5
 from k5.errors import GraphError, InputMismatchError, RunError
 from k5.format.model import Graph, Model, Node, TensorInfo
+from k5.ops import registry
+from k5.ops.registry import op
 
 
 def mlp(rng: np.random.Generator) -> tuple[Model, dict[str, np.ndarray]]:
@@ -69,15 +71,28 @@ def test_symbolic_dims_must_agree_across_inputs():
         k5.run(Model(graph), {"a": np.zeros((3, 2), "f4"), "b": np.zeros((1, 2), "f4")})
 
 
-def test_kernel_failure_names_node_and_shapes():
+@pytest.fixture
+def crashing_op():
+    """An op in a throwaway domain whose kernel raises a plain ValueError."""
+    domain = "test.crash"
+
+    @op("Crash", inputs=["X", "@weight"], outputs=["Y"], domain=domain)
+    def crash(x, w):
+        raise ValueError("boom")
+
+    yield domain
+    del registry._REGISTRY[(domain, "Crash")]
+
+
+def test_kernel_failure_names_node_and_shapes(crashing_op):
     graph = Graph(
-        nodes=[Node("fc", "Linear", ["x"], ["y"], weights={"weight": np.zeros((3, 7), "f4")})],
+        nodes=[Node("c", "Crash", ["x"], ["y"], weights={"weight": np.zeros((3, 7), "f4")}, domain=crashing_op)],
         inputs=[TensorInfo("x", "float32", None)],
         outputs=[TensorInfo("y", "float32", None)],
     )
-    expected = r"node 'fc' \(Linear\): kernel failed on inputs \(float32\[2, 4\], float32\[3, 7\]"
-    with pytest.raises(RunError, match=expected):
-        k5.run(Model(graph), np.zeros((2, 4), "f4"))
+    expected = r"node 'c' \(test.crash.Crash\): kernel failed on inputs \(float32\[2, 4\], float32\[3, 7\]\)"
+    with pytest.raises(RunError, match=expected + ": ValueError: boom"):
+        k5.run(Model(graph, opset={"k5": 1, crashing_op: 1}), np.zeros((2, 4), "f4"))
 
 
 def test_dangling_edge_is_a_graph_error():
