@@ -153,6 +153,14 @@ def test_max_pool_matches_torch(kernel, stride, padding, dilation, ceil_mode) ->
     np.testing.assert_array_equal(x.ravel()[idx], y)
 
 
+def test_max_pool_ties_pick_the_first_in_row_major_order_like_torch() -> None:
+    """After a ReLU most windows hold several equal maxima; Indices must name the first one (row-major)."""
+    x = np.maximum(np.random.default_rng(8).integers(-3, 3, (2, 3, 9, 10)), 0).astype(np.float32)
+    _, idx = K.max_pool(x, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    _, ei = F.max_pool2d(_t(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(idx, ei.numpy() + np.arange(6).reshape(2, 3, 1, 1) * 90)
+
+
 def test_max_pool_storage_order_column_major() -> None:
     x = np.random.default_rng(0).standard_normal((1, 1, 4, 5), dtype=np.float32)
     y, idx = K.max_pool(x, kernel_shape=[2, 2], strides=[2, 2], storage_order=1)

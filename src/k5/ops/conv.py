@@ -394,23 +394,40 @@ def max_pool(
     n = len(kernel)
     ct = _compute_dtype(x.dtype) if x.dtype.kind == "f" else x.dtype
     xp = _pad(x.astype(ct, copy=False), pb, pe, _lowest(ct))
-    best: np.ndarray | None = None
-    arg = np.zeros((*x.shape[:2], *out), dtype=np.int64)
-    for k_index, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
-        v = xp[(Ellipsis, *_offset_slices(offset, s, d, out))]
-        if best is None:
-            best = v.copy()
-            continue
-        better = v > best
-        np.copyto(arg, k_index, where=better)
-        np.maximum(best, v, out=best)
-    assert best is not None
+    # max is separable: reduce one spatial axis at a time, last axis first, so that ties resolve to the first
+    # maximum in row-major window order (as PyTorch); per axis keep which kernel offset won
+    cur = xp
+    won: dict[int, np.ndarray] = {}
+    for i in reversed(range(n)):
+        ax = 2 + i
+
+        def along(o: int, i: int = i, ax: int = ax, a: np.ndarray = cur) -> np.ndarray:
+            sl = [slice(None)] * a.ndim
+            sl[ax] = slice(o * d[i], o * d[i] + (out[i] - 1) * s[i] + 1, s[i])
+            return a[tuple(sl)]
+
+        best = along(0).copy()
+        arg = np.zeros(best.shape, dtype=np.int64)
+        better = np.empty(best.shape, dtype=bool)
+        for o in range(1, kernel[i]):
+            v = along(o)
+            np.greater(v, best, out=better)
+            np.copyto(arg, o, where=better)
+            np.maximum(best, v, out=best)
+        if won:  # the offsets chosen on later axes, taken at the winning position along this axis
+            shape = [1] * best.ndim
+            shape[ax] = out[i]
+            src = np.arange(out[i]).reshape(shape) * s[i] + arg * d[i]
+            won = {j: np.take_along_axis(a, src, axis=ax) for j, a in won.items()}
+        won[i] = arg
+        cur = best
+    best = cur
     # flat index of the winning element in X
-    offsets = np.unravel_index(arg, kernel)
     coords = []
     for i in range(n):
         pos = np.arange(out[i], dtype=np.int64).reshape((out[i],) + (1,) * (n - 1 - i)) * s[i] - pb[i]
-        coords.append(pos + offsets[i] * d[i])
+        coords.append(pos + won[i] * d[i])
+    arg = won[0]
     spatial = x.shape[2:]
     if storage_order:
         flat = np.zeros_like(arg)
