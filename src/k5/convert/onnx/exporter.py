@@ -343,14 +343,23 @@ def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
             scores = mk("Add", [scores, v["attn_mask"]], "masked")
     if v["key_padding_mask"]:
         kpm = mk("Unsqueeze", [v["key_padding_mask"], const("kpm_axes", np.array([1, 2], np.int64))], "kpm")
-        scores = mk("Where", [kpm, neg_inf, scores], "padded")
+        if _dtype_of(ex, v["key_padding_mask"]) == "bool":
+            scores = mk("Where", [kpm, neg_inf, scores], "padded")
+        elif _dtype_of(ex, v["key_padding_mask"]) is not None:
+            scores = mk("Add", [scores, kpm], "padded")
+        else:
+            raise ConversionError("key_padding_mask needs a known dtype (bool or float) to export", where=node.label)
     if int(node.attrs.get("causal", 0)):
         lq_lk = mk("Slice", [mk("Shape", [scores], "scores_shape"), const("m2", np.array([-2], np.int64)),
                              const("end", np.array([2**62], np.int64))], "lq_lk")  # fmt: skip
         ones = mk("ConstantOfShape", [lq_lk], "ones", value=ex.tensor(np.array([1.0], np.float32), "one"))
         upper = mk("Cast", [mk("Trilu", [ones, const("k1", np.array(1, np.int64))], "upper", upper=1)], "causal", to=9)
         scores = mk("Where", [upper, neg_inf, scores], "causal_masked")
-    attn = mk("Softmax", [scores], "attn", axis=-1)
+    attn = mk("Softmax", [scores], "attn_raw", axis=-1)
+    zero = mk("CastLike", [const("zero", np.array(0.0, np.float32)), scores], "zero_c")
+    attn = mk("Where", [mk("IsNaN", [attn], "all_masked"), zero, attn], "attn")  # fully masked rows: zeros
+    if len(node.outputs) > 1 and node.outputs[1]:
+        out.append(helper.make_node("Identity", [attn], [node.outputs[1]], name=f"{p}.attn_weights"))
     ctx = mk("MatMul", [attn, vh], "context")
     merged = mk("Reshape", [mk("Transpose", [ctx], "context_t", perm=[0, 2, 1, 3]),
                             const("merge_shape", np.array([0, 0, -1], np.int64))], "merged")  # fmt: skip
@@ -405,6 +414,7 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     elif opset > onnx.defs.onnx_opset_version():
         raise ConversionError(f"ONNX opset {opset} is newer than the installed onnx ({onnx.defs.onnx_opset_version()})")
     proto.opset_import[0].version = opset
+    _complete_output_types(proto)
     proto.ir_version = helper.find_min_ir_version_for([proto.opset_import[0]])
     meta = model.metadata
     if meta.description:
@@ -413,6 +423,25 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
         if key != "onnx_opset":
             proto.metadata_props.add(key=key, value=value)
     return proto
+
+
+def _complete_output_types(proto: Any) -> None:
+    """Graph outputs declared without a shape (or type) take the ones ONNX shape inference finds."""
+    import onnx
+
+    outputs = proto.graph.output
+    incomplete = [o for o in outputs if not o.type.tensor_type.HasField("shape") or not o.type.tensor_type.elem_type]
+    if not incomplete or any(o.type.WhichOneof("value") not in (None, "tensor_type") for o in incomplete):
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
+    except Exception:  # noqa: BLE001 - best effort (e.g. a model over protobuf's 2 GB limit)
+        return
+    known = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    for o in incomplete:
+        found = known.get(o.name)
+        if found is not None and found.type.tensor_type.elem_type and found.type.tensor_type.HasField("shape"):
+            o.type.CopyFrom(found.type)
 
 
 def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None = None) -> None:
@@ -435,7 +464,7 @@ def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None
             data_tmp = os.path.join(folder, f".{location}.tmp{os.getpid()}")
             onnx.save_model(
                 proto, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                location=os.path.basename(data_tmp), size_threshold=1024,
+                location=os.path.basename(data_tmp), size_threshold=0,
             )  # fmt: skip
             # the model names its data file; rename the data file to its final name and rewrite the reference
             saved = onnx.load(tmp, load_external_data=False)
