@@ -35,14 +35,9 @@ SHAPE = frozenset({
 LOSS = frozenset({"NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"})
 PRIMITIVE = ELEMENTWISE | REDUCE | SHAPE | LOSS
 
-#: cases that fail for a reason outside these kernels: case name -> reason
-KNOWN: dict[str, str] = {
-    **{
-        f"test_split_equal_parts_{s}_opset13": "importer: Split-13 without a 'split' input splits into as many "
-        "outputs as the node has; the version adapter must set num_outputs (k5 Split follows opset 18)"
-        for s in ("1d", "2d", "default_axis")
-    },
-}
+#: cases that fail for a reason outside these kernels: case name -> reason (none at the moment; the importer's
+#: version adapters made the Split-13 cases without a 'split' input pass)
+KNOWN: dict[str, str] = {}
 
 
 @functools.cache
