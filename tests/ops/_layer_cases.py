@@ -13,8 +13,8 @@ from _primitive_cases import PRIMITIVE, _all_cases
 
 LINALG = frozenset({"MatMul", "Gemm", "Einsum", "Det"})
 CONV = frozenset({
-    "Conv", "ConvTranspose", "Col2Im", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
-    "GlobalLpPool", "MaxUnpool",
+    "Conv", "ConvTranspose", "Col2Im", "DeformConv", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",
+    "GlobalMaxPool", "GlobalLpPool", "MaxUnpool",
 })  # fmt: skip
 NORM = frozenset({
     "BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization", "RMSNormalization",

@@ -267,6 +267,30 @@ def test_col2im_matches_torch_fold() -> None:
     assert _rel(y, expected) < 1e-6
 
 
+def test_deform_conv_reduces_to_conv() -> None:
+    """Zero offsets and a unit mask give a plain grouped convolution; an offset of exactly +1 along W for every tap
+    samples the input shifted left by one (zero fill); a mask of 0.5 halves the result."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 4, 7, 8), dtype=np.float32)
+    w = rng.standard_normal((6, 2, 3, 3), dtype=np.float32)
+    b = rng.standard_normal(6, dtype=np.float32)
+    attrs = {"group": 2, "strides": [2, 1], "pads": [1, 1, 1, 1], "dilations": [1, 2]}
+    expected = F.conv2d(_t(x), _t(w), _t(b), (2, 1), (1, 1), (1, 2), 2).numpy()
+    out = expected.shape[2:]
+    offset = np.zeros((2, 2 * 9 * 2, *out), dtype=np.float32)  # offset_group=2
+    assert _rel(K.deform_conv(x, w, offset, b, None, offset_group=2, **attrs), expected) < 1e-5
+    # no padding along W here: a padded column would read x[..., 0] after the shift but zero in the oracle
+    attrs["pads"] = [1, 0, 1, 0]
+    shifted = np.concatenate([x[..., 1:], np.zeros_like(x[..., :1])], axis=-1)
+    expected_shift = F.conv2d(_t(shifted), _t(w), None, (2, 1), (1, 0), (1, 2), 2).numpy()
+    out = expected_shift.shape[2:]
+    offset = np.zeros((2, 2, 9, 2, *out), dtype=np.float32)
+    offset[:, :, :, 1] = 1.0
+    mask = np.full((2, 2 * 9, *out), 0.5, dtype=np.float32)
+    y = K.deform_conv(x, w, offset.reshape(2, 36, *out), None, mask, offset_group=2, **attrs)
+    assert _rel(y, 0.5 * expected_shift) < 1e-5
+
+
 def test_errors_name_the_attribute() -> None:
     x = np.zeros((1, 2, 5, 5), dtype=np.float32)
     w = np.zeros((3, 2, 3, 3), dtype=np.float32)

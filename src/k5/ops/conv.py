@@ -350,6 +350,92 @@ def col2im(
     return np.ascontiguousarray(full[(Ellipsis, *crop)], dtype=x.dtype)
 
 
+@op("DeformConv", inputs=["X", "@weight", "offset", "@bias?", "mask?"], outputs=["Y"])
+def deform_conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    offset: np.ndarray,
+    bias: np.ndarray | None,
+    mask: np.ndarray | None,
+    *,
+    dilations: list[int] | None = None,
+    group: int = 1,
+    kernel_shape: list[int] | None = None,
+    offset_group: int = 1,
+    pads: list[int] | None = None,
+    strides: list[int] | None = None,
+) -> np.ndarray:
+    """Deformable convolution (v1, and v2 with ``mask``), ONNX semantics.
+
+    Kernel tap ``k`` of output position ``o`` samples X at ``o*stride - pad_begin + k*dilation + offset`` by
+    (multi)linear interpolation, with zeros outside X. ``offset [N, offset_group * prod(kernel) * n, *out]``
+    (per offset group, per tap, one displacement per spatial axis), ``mask [N, offset_group * prod(kernel),
+    *out]`` scales each sample (default 1). Channels ``c`` use offset group ``c // (C / offset_group)``.
+    """
+    what = "DeformConv"
+    _check_input(what, x)
+    n = x.ndim - 2
+    N, C = x.shape[:2]
+    M, Cg = weight.shape[:2]
+    kernel = list(weight.shape[2:])
+    if kernel_shape is not None and list(kernel_shape) != kernel:
+        raise OpError(f"{what}: kernel_shape={list(kernel_shape)} differs from the weight's {kernel}")
+    if group < 1 or Cg * group != C or M % group or offset_group < 1 or C % offset_group:
+        raise OpError(
+            f"{what}: X has {C} channels, weight {list(weight.shape)}, group={group}, offset_group={offset_group}; "
+            f"expected C == weight.shape[1] * group, M divisible by group and C by offset_group"
+        )
+    s = _ints("strides", strides, n, 1, what)
+    d = _ints("dilations", dilations, n, 1, what)
+    out, pb, _ = _window_geometry(what, x.shape[2:], kernel, s, d, pads, "NOTSET")
+    K, P, Go = math.prod(kernel), math.prod(out), offset_group
+    if offset.shape != (N, Go * K * n, *out):
+        raise OpError(f"{what}: offset expects shape {[N, Go * K * n, *out]}. Received: {list(offset.shape)}")
+    if mask is not None and mask.shape != (N, Go * K, *out):
+        raise OpError(f"{what}: mask expects shape {[N, Go * K, *out]}. Received: {list(mask.shape)}")
+    ct = _compute_dtype(x.dtype)
+    spatial = list(x.shape[2:])
+    xf = x.astype(ct, copy=False).reshape(N, Go, C // Go, math.prod(spatial))
+    off = offset.astype(ct, copy=False).reshape(N, Go, K, n, P)
+    msk = mask.astype(ct, copy=False).reshape(N, Go, K, P) if mask is not None else None
+    base = np.stack(
+        [
+            g.ravel()
+            for g in np.meshgrid(*[np.arange(o) * si - b for o, si, b in zip(out, s, pb, strict=True)], indexing="ij")
+        ]
+    )  # [n, P]
+    n_idx = np.arange(N)[:, None, None]
+    g_idx = np.arange(Go)[None, :, None]
+    cols = np.empty((N, Go, C // Go, K, P), dtype=ct)
+    for k_index, tap in enumerate(itertools.product(*(range(k) for k in kernel))):
+        pos = base[None, None] + (np.array(tap) * np.array(d))[None, None, :, None] + off[:, :, k_index]  # [N,Go,n,P]
+        lo = np.floor(pos)
+        frac = pos - lo
+        lo = lo.astype(np.int64)
+        acc = np.zeros((N, Go, P, C // Go), dtype=ct)
+        for corner in itertools.product((0, 1), repeat=n):
+            weight_c = np.ones((N, Go, P), dtype=ct)
+            flat = np.zeros((N, Go, P), dtype=np.int64)
+            valid = np.ones((N, Go, P), dtype=bool)
+            for a in range(n):
+                c = lo[:, :, a] + corner[a]
+                weight_c = weight_c * (frac[:, :, a] if corner[a] else 1 - frac[:, :, a])
+                valid &= (c >= 0) & (c < spatial[a])
+                flat = flat * spatial[a] + np.clip(c, 0, spatial[a] - 1)
+            w_eff = np.where(valid, weight_c, 0)
+            acc += xf[n_idx, g_idx, :, flat] * w_eff[..., None]
+        if msk is not None:
+            acc *= msk[:, :, k_index, :, None]
+        cols[:, :, :, k_index, :] = acc.transpose(0, 1, 3, 2)
+    G, Mg = group, M // group
+    cm = cols.reshape(N, G, Cg * K, P)
+    wm = weight.astype(ct, copy=False).reshape(G, Mg, Cg * K)
+    y = np.matmul(wm[None], cm).reshape(N, M, *out)
+    if bias is not None:
+        y = y + bias.astype(ct, copy=False).reshape((M,) + (1,) * n)
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
 # --- pooling ----------------------------------------------------------------------------------------------------
 def _pool_setup(
     what: str,
@@ -443,7 +529,7 @@ def max_pool(
 
 
 def _window_sum(xp: np.ndarray, kernel: list[int], s: list[int], d: list[int], out: list[int]) -> np.ndarray:
-    total = np.zeros((*xp.shape[:-len(kernel)], *out), dtype=xp.dtype)
+    total = np.zeros((*xp.shape[: -len(kernel)], *out), dtype=xp.dtype)
     for offset in itertools.product(*(range(k) for k in kernel)):
         total += xp[(Ellipsis, *_offset_slices(offset, s, d, out))]
     return total
@@ -558,8 +644,9 @@ def max_unpool(
     s = _ints("strides", strides, n, 1, what)
     pb, pe = _explicit_pads(what, pads, n)
     if indices.shape != x.shape or indices.dtype.kind not in "iu":
-        raise OpError(f"{what}: I must be integers of X's shape {list(x.shape)}. Received: {indices.dtype}"
-                      f"{list(indices.shape)}")
+        raise OpError(
+            f"{what}: I must be integers of X's shape {list(x.shape)}. Received: {indices.dtype}{list(indices.shape)}"
+        )
     inferred = [(x.shape[2 + i] - 1) * s[i] - pb[i] - pe[i] + kernel[i] for i in range(n)]
     shape = [*x.shape[:2], *inferred]
     total = math.prod(shape)
