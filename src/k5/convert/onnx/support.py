@@ -1,0 +1,31 @@
+"""Which k5 ops the ONNX converter reads and writes, derived from the converter's own tables (for docs/ops.md)."""
+
+from __future__ import annotations
+
+from k5.convert.onnx.exporter import DECOMPOSITIONS
+
+__all__ = ["FOLDED_FROM", "support"]
+
+#: k5 ops the importer produces from ONNX patterns rather than from an ONNX op of the same name
+FOLDED_FROM: dict[str, str] = {"Linear": "MatMul+Add, Gemm (initializer weights)"}
+
+#: how each decomposed k5 op is written
+_DECOMPOSED_AS: dict[str, str] = {
+    "Linear": "MatMul+Add",
+    "Embedding": "Gather",
+    "MultiHeadAttention": "MatMul/Reshape/Transpose/Softmax",
+    "AdaptiveAveragePool": "GlobalAveragePool / AveragePool (uniform bins)",
+    "AdaptiveMaxPool": "GlobalMaxPool / MaxPool (uniform bins)",
+}
+
+
+def support(op: str, domain: str = "k5") -> dict[str, str]:
+    """{"import": how ONNX becomes this op ('' if never), "export": how it is written ('' if it cannot be)}."""
+    import onnx
+
+    if domain != "k5":
+        return {"import": "", "export": ""}
+    native = onnx.defs.has(op)
+    imported = "yes" if native else FOLDED_FROM.get(op, "")
+    exported = _DECOMPOSED_AS.get(op, "decomposed") if op in DECOMPOSITIONS else ("yes" if native else "")
+    return {"import": imported, "export": exported}
