@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -180,7 +181,7 @@ class Exporter:
         key = (str(arr.dtype), arr.tobytes(), arr.shape) if small else None
         if key is not None and key in self._const_cache:
             return self._const_cache[key]
-        out = self.add1("Constant", [], weights={"value": np.ascontiguousarray(arr)}, id=hint)
+        out = self.add1("Constant", [], weights={"value": np.array(arr, order="C")}, id=hint)  # keeps 0-d arrays 0-d
         if key is not None:
             self._const_cache[key] = out
         return out
@@ -377,9 +378,12 @@ def _export(module: Any, args: tuple[Any, ...], dynamic_shapes: Any, fqns: Seque
     except AttributeError:  # pragma: no cover - older torch
         prev = None
     try:
-        return torch.export.export(
-            module, args, dynamic_shapes=dynamic_shapes, strict=False, preserve_module_call_signature=tuple(fqns)
-        )
+        with warnings.catch_warnings():
+            # nn.RNNBase re-assigns its _flat_weights list during capture; harmless here
+            warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights")
+            return torch.export.export(
+                module, args, dynamic_shapes=dynamic_shapes, strict=False, preserve_module_call_signature=tuple(fqns)
+            )
     except Exception as e:
         if isinstance(e, ConversionError):
             raise
@@ -598,7 +602,18 @@ def _convert(
         graph_outputs.append(TensorInfo(name, dtype, shape))
 
     nodes = _prune(cx.nodes, [o.name for o in graph_outputs])
-    return Model(graph=Graph(nodes=nodes, inputs=graph_inputs, outputs=graph_outputs, name=type(module).__name__))
+    known = {t.name for t in (*graph_inputs, *graph_outputs)}
+    value_info: list[TensorInfo] = []
+    for nd in nodes:
+        for name in nd.outputs:
+            fake = cx.meta.get(name)
+            if name in known or not isinstance(fake, torch.Tensor):
+                continue
+            dims = [int(d) if isinstance(d, int) else _sym_label(d, cx, graph_inputs) for d in fake.shape]
+            value_info.append(TensorInfo(name, k5_dtype(fake.dtype), dims))
+    graph = Graph(nodes=nodes, inputs=graph_inputs, outputs=graph_outputs, value_info=value_info)
+    graph.name = type(module).__name__
+    return Model(graph=graph)
 
 
 def _sym_label(d: Any, cx: Exporter, inputs: list[TensorInfo]) -> str:

@@ -359,9 +359,22 @@ def _simple(fn_name: str, nargs: int = 1) -> Callable[..., Any]:
         import torch
 
         fn = _resolve(torch, fn_name)
-        return b.call(fn, *ins[:nargs])
+        args = ins[:nargs]
+        if fn_name in _SCALAR_OK and b.is_fx(args):
+            args = [_scalar(a) for a in args]
+        return b.call(fn, *args)
 
     return build
+
+
+_SCALAR_OK = {"add", "sub", "mul", "pow"}  # torch functions that take a Python number for an operand
+
+
+def _scalar(v: Any) -> Any:
+    """A 0-d non-trainable constant as a Python number (so it is not registered as a buffer), else ``v``."""
+    if isinstance(v, Const) and not v.trainable and v.value.dim() == 0 and v.value.dtype.is_floating_point:
+        return float(v.value)
+    return v
 
 
 def _resolve(torch: Any, name: str) -> Any:
@@ -450,8 +463,8 @@ def softmax(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 @reg("Clip", how="torch.clamp")
 def clip(b: Builder, node: Node, ins: list[Any]) -> Any:
-    lo = ins[1] if len(ins) > 1 else None
-    hi = ins[2] if len(ins) > 2 else None
+    lo = _scalar(ins[1]) if len(ins) > 1 else None
+    hi = _scalar(ins[2]) if len(ins) > 2 else None
     return b.call(_k5_clip, ins[0], lo, hi)
 
 

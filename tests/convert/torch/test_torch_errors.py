@@ -1,0 +1,92 @@
+"""Errors: unsupported ops are listed all at once (with counts), in both directions; registries refuse duplicates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from k5.errors import ConversionError, UnsupportedOpsError
+from k5.format.model import Graph, Model, Node, TensorInfo
+
+
+class Unsupported(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values, _ = torch.sort(x, dim=-1)
+        a = torch.special.i0(values)
+        b = torch.special.i0(a)
+        return b + torch.cummax(x, dim=-1).values
+
+
+def test_from_torch_lists_every_unsupported_op() -> None:
+    from k5.convert.torch import from_torch
+
+    with pytest.raises(UnsupportedOpsError) as info:
+        from_torch(Unsupported(), (torch.randn(2, 5),))
+    err = info.value
+    assert err.framework == "PyTorch"
+    assert err.counts == {"aten.sort.default": 1, "aten.special_i0.default": 2, "aten.cummax.default": 1}
+    assert "3 unsupported PyTorch op(s)" in str(err) and "aten.special_i0.default (x2)" in str(err)
+
+
+def test_unsupported_layer_configuration_names_the_module() -> None:
+    from k5.convert.torch import from_torch
+
+    class Projected(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc = nn.LSTM(4, 8, proj_size=3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.enc(x)[0]
+
+    with pytest.raises(ConversionError, match=r"module 'enc' \(LSTM\).*proj_size"):
+        from_torch(Projected(), (torch.randn(5, 2, 4),))
+
+
+def test_to_torch_lists_every_unsupported_op() -> None:
+    from k5.convert.torch import to_torch
+
+    graph = Graph(
+        nodes=[
+            Node("a", "Det", ["x"], ["a"]),
+            Node("b", "Det", ["x"], ["b"]),
+            Node("c", "NonMaxSuppression", ["x", "x"], ["c"]),
+            Node("d", "Relu", ["a"], ["d"]),
+        ],
+        inputs=[TensorInfo("x", "float32", [2, 2])],
+        outputs=[TensorInfo("d", "float32", [])],
+    )
+    with pytest.raises(UnsupportedOpsError) as info:
+        to_torch(Model(graph))
+    assert info.value.counts == {"Det": 2, "NonMaxSuppression": 1}
+
+
+def test_to_torch_unsupported_attribute_names_the_node() -> None:
+    from k5.convert.torch import to_torch
+
+    w = np.ones((1, 8, 3), np.float32)
+    r = np.ones((1, 8, 2), np.float32)
+    graph = Graph(
+        nodes=[Node("gru", "GRU", ["x"], ["y"], {"hidden_size": 2, "linear_before_reset": 0}, {"W": w, "R": r})],
+        inputs=[TensorInfo("x", "float32", [4, 1, 3])],
+        outputs=[TensorInfo("y", "float32", None)],
+    )
+    with pytest.raises(ConversionError, match=r"node 'gru' \(GRU\).*linear_before_reset=0"):
+        to_torch(Model(graph))
+
+
+def test_registering_a_converter_twice_is_an_error() -> None:
+    from k5.convert.torch.registry import ATEN_EXPORTERS, IMPORTERS, ConverterTable
+
+    table = ConverterTable("test")
+    table.register("x")(lambda: None)
+    with pytest.raises(ValueError, match="already registered"):
+        table.register("x")(lambda: None)
+    from k5.convert.torch import export_aten, import_ops  # noqa: F401 - fill the tables
+
+    with pytest.raises(ValueError, match="already registered"):
+        ATEN_EXPORTERS.register("aten.relu.default")(lambda cx, n: None)
+    with pytest.raises(ValueError, match="already registered"):
+        IMPORTERS.register("Conv")(lambda b, n, i: None)

@@ -1,0 +1,62 @@
+"""Layer structure: node ids follow module paths, one node per layer owning its weights, state_dict keys of the
+round-tripped module follow the node ids (and so the original module), and the op-support table."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import converted
+from torch_zoo import ZOO
+
+from k5.ops.registry import find_schema
+
+
+def test_layers_become_single_nodes_named_by_module_path() -> None:
+    _, _, model, _ = converted("resnet")
+    ops = {n.id: n.op for n in model.nodes}
+    assert ops["layer1.0.conv1"] == "Conv"
+    assert ops["layer1.0.bn1"] == "BatchNormalization"
+    assert ops["layer2.0.downsample.0"] == "Conv"
+    assert ops["fc"] == "Linear"
+    assert set(model.graph.node("fc").weights) == {"weight", "bias"}
+    assert set(model.graph.node("layer1.0.bn1").weights) == {"scale", "bias", "mean", "var"}
+    _, _, gpt, _ = converted("gpt_block")
+    assert gpt.graph.node("attn").op == "MultiHeadAttention"
+    assert gpt.graph.node("tok").op == "Embedding"
+    _, _, rnn, _ = converted("lstm_bf_bidir_2l")
+    assert [n.id for n in rnn.nodes if n.op == "LSTM"] == ["rnn.l0", "rnn.l1"]
+
+
+@pytest.mark.parametrize("name", sorted(set(ZOO) - {"gpt_block"}))
+def test_state_dict_keys_follow_the_original(name: str) -> None:
+    from k5.convert.torch import to_torch
+
+    module, _, model, _ = converted(name)
+    back = to_torch(model)
+    want = module.state_dict()
+    got = back.state_dict()
+    assert set(want) == set(got)
+    for key, value in want.items():
+        assert got[key].shape == value.shape, key
+
+
+def test_to_torch_modules_are_real_torch_layers() -> None:
+    from k5.convert.torch import to_torch
+
+    _, _, model, _ = converted("transformer_encoder")
+    back = to_torch(model)
+    kinds = {type(m) for m in back.modules()}
+    assert {torch.nn.Linear, torch.nn.LayerNorm, torch.nn.MultiheadAttention} <= kinds
+    _, _, model, _ = converted("gru_bf_bidir_2l")
+    gru = to_torch(model).get_submodule("rnn")
+    assert isinstance(gru, torch.nn.GRU) and gru.num_layers == 2 and gru.bidirectional
+
+
+def test_supported_table_is_generated_and_consistent() -> None:
+    from k5.convert.torch import SUPPORTED
+
+    assert "aten.linear.default" in SUPPORTED["Linear"]["export"]
+    assert "torch.nn.modules.rnn.LSTM" in SUPPORTED["LSTM"]["export"]
+    assert SUPPORTED["Conv"]["import"]
+    unknown = [op for op in SUPPORTED if find_schema(op) is None]
+    assert not unknown, f"ops in the PyTorch tables that the k5 op set lacks: {unknown}"
