@@ -60,3 +60,28 @@ def test_supported_table_is_generated_and_consistent() -> None:
     assert SUPPORTED["Conv"]["import"]
     unknown = [op for op in SUPPORTED if find_schema(op) is None]
     assert not unknown, f"ops in the PyTorch tables that the k5 op set lacks: {unknown}"
+
+
+def test_activation_modules_keep_their_path_and_save_torch_writes_a_file(tmp_path) -> None:
+    import k5
+    from k5.convert.torch import save_torch
+
+    module, inputs, _, ref = converted("mlp")
+    path = tmp_path / "mlp.k5"
+    model = save_torch(module, path, inputs)
+    assert [(n.id, n.op) for n in model.nodes] == [
+        ("fc1", "Linear"), ("act1", "Relu"), ("fc2", "Linear"), ("act2", "Gelu"), ("fc3", "Linear"),
+    ]  # fmt: skip
+    with k5.load(path) as loaded:
+        assert loaded.validation is not None
+        out = k5.run(loaded, loaded.validation.inputs)
+        name = loaded.graph.outputs[0].name
+        assert abs(out[name] - ref[0]).max() <= 1e-5
+
+
+def test_importing_the_converter_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, k5.convert.torch as t; t.SUPPORTED; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -109,6 +109,7 @@ class Exporter:
         self.meta: dict[str, Any] = {}  # k5 tensor name -> fake tensor (shape/dtype) when known
         self.scope = ""  # the module path the current FX node runs in
         self.fx_nodes: dict[str, Any] = {}  # FX node name -> FX node
+        self.leaf_paths: set[str] = set()  # paths of modules without children
         self.sym_sources: dict[Any, tuple[str, int]] = {}  # sympy symbol -> (graph input, axis)
         self._sym_cache: dict[str, str] = {}
         self._const_cache: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
@@ -147,6 +148,8 @@ class Exporter:
         meta: Any = None,
     ) -> list[str]:
         """Append a node; returns its output tensor names. ``outputs``: a count, or output suffixes."""
+        if id is None and op != "Constant" and self.scope in self.leaf_paths and self.scope not in self.ids:
+            id = self.scope  # the only op of a leaf module (nn.ReLU, nn.GELU...) takes its path
         node_id = self.new_id(id if id is not None else self.scoped(op.lower()))
         if isinstance(outputs, int):
             suffixes = [""] if outputs == 1 else [f":{i}" for i in range(outputs)]
@@ -462,6 +465,7 @@ def _convert(
     cx = Exporter()
     graph = ep.graph
     cx.fx_nodes = {n.name: n for n in graph.nodes}
+    cx.leaf_paths = {p for p, m in module.named_modules() if p and not any(True for _ in m.children())}
     sig = ep.graph_signature
     calls = {e.fqn: e.signature for e in ep.module_call_graph if e.fqn in candidates and e.signature is not None}
 
