@@ -15,10 +15,10 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
+import numpy as np
+from _sec_models import big, expected_weight, version_of
 
-import k5  # noqa: E402
-from _sec_models import big, expected_weight, version_of  # noqa: E402
+import k5
 
 
 def check_complete(path: str) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _sec_models import mlp  # noqa: E402
+from _sec_models import mlp
 
 FORMAT = ("FormatError",)  # a malformed file or JSON document
 SIZE = ("HostileSizeError",)
@@ -136,10 +136,16 @@ def json_texts() -> list[tuple[str, str, bytes, tuple[str, ...], bool]]:
     # versions
     for name, value in (("major2", "2.0"), ("major0", "0.9"), ("three_parts", "1.0.0"), ("number", 1.0),
                         ("huge", "9" * 400 + ".0"), ("missing", None), ("arabic_digits", "\u0661.\u0660")):  # fmt: skip
-        add(f"version_{name}", "version", mutated(lambda d, v=value: d.update(k5_network=v)), FORMAT,
-            may_load=name == "arabic_digits")
+        add(
+            f"version_{name}",
+            "version",
+            mutated(lambda d, v=value: d.update(k5_network=v)),
+            FORMAT,
+            may_load=name == "arabic_digits",
+        )
     for name, value in (("op_huge", 2**70), ("op_zero", 0), ("op_negative", -1), ("op_string", "1"),
                         ("op_float", 1.5), ("op_missing_k5", None)):  # fmt: skip
+
         def set_opset(d: dict[str, Any], v: Any = value) -> None:
             if v is None:
                 d["opset"] = {"other": 1}
@@ -153,16 +159,28 @@ def json_texts() -> list[tuple[str, str, bytes, tuple[str, ...], bool]]:
     add("self_loop", "graph", mutated(lambda d: nodes(d)[1].update(inputs=["r0"])), ("CycleError",))
     add("misordered", "graph", mutated(lambda d: nodes(d).reverse()), ("CycleError",))
     add("dangling_input", "graph", mutated(lambda d: nodes(d)[1].update(inputs=["nowhere"])), ("DanglingEdgeError",))
-    add("dangling_output", "graph", mutated(lambda d: d["graph"]["outputs"][0].update(name="nowhere")),
-        ("DanglingEdgeError",))
+    add(
+        "dangling_output",
+        "graph",
+        mutated(lambda d: d["graph"]["outputs"][0].update(name="nowhere")),
+        ("DanglingEdgeError",),
+    )
     add("duplicate_node_id", "graph", mutated(lambda d: nodes(d)[1].update(id="fc0")), ("DuplicateNameError",))
     add("duplicate_output", "graph", mutated(lambda d: nodes(d)[1].update(outputs=["h0"])), ("DuplicateNameError",))
-    add("duplicate_graph_input", "graph", mutated(lambda d: d["graph"]["inputs"].append(d["graph"]["inputs"][0])),
-        ("DuplicateNameError",))
+    add(
+        "duplicate_graph_input",
+        "graph",
+        mutated(lambda d: d["graph"]["inputs"].append(d["graph"]["inputs"][0])),
+        ("DuplicateNameError",),
+    )
     add("unknown_op", "graph", mutated(lambda d: nodes(d)[1].update(op="Exec")), ("UnknownOpError",))
     add("unknown_domain", "graph", mutated(lambda d: nodes(d)[1].update(domain="evil")), FORMAT)
-    add("op_pickle_like", "graph", mutated(lambda d: nodes(d)[1].update(op="__import__('os').system")),
-        ("UnknownOpError",))
+    add(
+        "op_pickle_like",
+        "graph",
+        mutated(lambda d: nodes(d)[1].update(op="__import__('os').system")),
+        ("UnknownOpError",),
+    )
     add("nodes_not_list", "json-schema", mutated(lambda d: d["graph"].update(nodes={"a": 1})), FORMAT)
     add("node_is_string", "json-schema", mutated(lambda d: nodes(d).append("Relu")), FORMAT)
     add("inputs_are_ints", "json-schema", mutated(lambda d: nodes(d)[1].update(inputs=[0])), FORMAT)
@@ -171,50 +189,94 @@ def json_texts() -> list[tuple[str, str, bytes, tuple[str, ...], bool]]:
     leaky = {"id": "lk", "op": "LeakyRelu", "inputs": ["y"], "outputs": ["z"]}
     for name, value in (("string", "x"), ("list", [1.0]), ("graph", {"inputs": [], "outputs": [], "nodes": []}),
                         ("nested_list", [[1]]), ("bool", True), ("null", None), ("object", {"a": 1})):  # fmt: skip
+
         def add_leaky(d: dict[str, Any], v: Any = value) -> None:
             nodes(d).append(dict(leaky, attrs={"alpha": v}))
             d["graph"]["outputs"][0]["name"] = "z"
 
         add(f"attr_float_as_{name}", "attr-type", mutated(add_leaky), ("AttrError", "SchemaError"))
     add("attr_unknown", "attr-type", mutated(lambda d: nodes(d)[1].update(attrs={"alpha": 1.0})), ("AttrError",))
-    add("attr_string_as_int", "attr-type",
-        mutated(lambda d: nodes(d).append({"id": "g", "op": "Gelu", "inputs": ["y"], "outputs": ["z"],
-                                           "attrs": {"approximate": 3}})),  # fmt: skip
-        ("AttrError",))
+    add(
+        "attr_string_as_int",
+        "attr-type",
+        mutated(
+            lambda d: nodes(d).append(
+                {"id": "g", "op": "Gelu", "inputs": ["y"], "outputs": ["z"], "attrs": {"approximate": 3}}
+            )
+        ),
+        ("AttrError",),
+    )
     # shapes and dtypes
     w = lambda d: nodes(d)[0]["weights"]["weight"]  # noqa: E731
     for name, shape in (("huge", [2**40, 2**40]), ("int64_overflow", [2**63, 2**63]), ("beyond_int64", [2**70]),
                         ("negative", [-1, 64]), ("float", [1.5, 64]), ("bool", [True, 64]), ("string", ["a", 64]),
                         ("nested", [[64], 64]), ("null_dim", [None, 64]), ("rank_1000", [1] * 1000),
                         ("float_huge", [1e300, 1.0])):  # fmt: skip
-        add(f"weight_shape_{name}", "huge-shape", mutated(lambda d, s=shape: w(d).update(shape=s)),
-            FORMAT + ("WeightError",), may_load=name == "rank_1000")
+        add(
+            f"weight_shape_{name}",
+            "huge-shape",
+            mutated(lambda d, s=shape: w(d).update(shape=s)),
+            (*FORMAT, "WeightError"),
+            may_load=name == "rank_1000",
+        )
     for dt in ("float128", "object", "O", "<f4", "|S8", "V8", "string", "", None, 7):
         add(f"weight_dtype_{dt!s:.8}", "unknown-dtype", mutated(lambda d, t=dt: w(d).update(dtype=t)), FORMAT)
-        add(f"input_dtype_{dt!s:.8}", "unknown-dtype",
-            mutated(lambda d, t=dt: d["graph"]["inputs"][0].update(dtype=t)), FORMAT, may_load=dt is None)
-    add("input_shape_huge", "huge-shape", mutated(lambda d: d["graph"]["inputs"][0].update(shape=[2**62, 2**62])),
-        may_load=True)  # a declared input shape allocates nothing; running needs an input of that size
-    add("weight_on_relu", "graph", mutated(lambda d: nodes(d)[1].update(weights={"w": {"dtype": "float32",
-                                                                                        "shape": [1]}})),  # fmt: skip
-        ("OpError",))
-    add("weight_name_slash", "names", mutated(lambda d: nodes(d)[0].update(weights={"../weight": w(d)})),
-        FORMAT + ("OpError",))
+        add(
+            f"input_dtype_{dt!s:.8}",
+            "unknown-dtype",
+            mutated(lambda d, t=dt: d["graph"]["inputs"][0].update(dtype=t)),
+            FORMAT,
+            may_load=dt is None,
+        )
+    add(
+        "input_shape_huge",
+        "huge-shape",
+        mutated(lambda d: d["graph"]["inputs"][0].update(shape=[2**62, 2**62])),
+        may_load=True,
+    )  # a declared input shape allocates nothing; running needs an input of that size
+    add(
+        "weight_on_relu",
+        "graph",
+        mutated(lambda d: nodes(d)[1].update(weights={"w": {"dtype": "float32", "shape": [1]}})),
+        ("OpError",),
+    )
+    add(
+        "weight_name_slash",
+        "names",
+        mutated(lambda d: nodes(d)[0].update(weights={"../weight": w(d)})),
+        (*FORMAT, "OpError"),
+    )
     # names
     for label, value in (("slash", "a/b"), ("dotdot", ".."), ("dot", "."), ("root", "/"), ("empty", ""),
                          ("nul", "a\x00b"), ("leading_slash", "/model"), ("traversal", "../../validate/input"),
                          ("long_1mb", "n" * (1 << 20)), ("newline", "a\nb"), ("rtl", "a\u202eb")):  # fmt: skip
         # legal in the JSON (names are any non-empty strings without NUL); the file cases test the HDF5 mapping
         bad = label in ("empty", "nul")
-        add(f"node_id_{label}", "names", mutated(lambda d, v=value: nodes(d)[0].update(id=v)),
-            FORMAT + GRAPH + ("OpError",) if bad else (), may_load=not bad)
-        add(f"tensor_name_{label}", "names",
+        add(
+            f"node_id_{label}",
+            "names",
+            mutated(lambda d, v=value: nodes(d)[0].update(id=v)),
+            FORMAT + GRAPH + ("OpError",) if bad else (),
+            may_load=not bad,
+        )
+        add(
+            f"tensor_name_{label}",
+            "names",
             mutated(lambda d, v=value: (nodes(d)[1].update(inputs=[v]), nodes(d)[0].update(outputs=[v]))),
-            FORMAT + GRAPH + ("OpError",) if bad else (), may_load=not bad)
+            FORMAT + GRAPH + ("OpError",) if bad else (),
+            may_load=not bad,
+        )
     # graph size: a long chain of weightless nodes (a few MB of JSON) must load and run in bounded memory and time
     add("chain_50k_nodes", "graph-size", _chain(50_000), may_load=True)
-    add("fanout_inputs_200k", "graph-size", mutated(lambda d: nodes(d).append(
-        {"id": "s", "op": "Sum", "inputs": ["x"] * 200_000, "outputs": ["s"]}), _weightless_doc()), may_load=True)
+    add(
+        "fanout_inputs_200k",
+        "graph-size",
+        mutated(
+            lambda d: nodes(d).append({"id": "s", "op": "Sum", "inputs": ["x"] * 200_000, "outputs": ["s"]}),
+            _weightless_doc(),
+        ),
+        may_load=True,
+    )
     return out
 
 

@@ -34,6 +34,11 @@ def check_name(name: Any, what: str, *, empty_ok: bool = False) -> None:
         raise SchemaError(f"{what} must not be empty")
     if "\x00" in name:
         raise SchemaError(f"{what} contains a NUL character: {name!r}")
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON): no file can store the name
+            raise SchemaError(f"{what} is not valid Unicode (lone surrogate): {name!r}") from None
 
 
 def _producers(graph: Graph, outer: frozenset[str]) -> dict[str, int]:

@@ -749,8 +749,21 @@ def _bind_array(source: _Source, ds: Any, where: str) -> LazyTensor:
     return LazyTensor(source, ds.name, _dataset_dtype(ds, where), tuple(ds.shape), offset, where)
 
 
-def _read_raw(f: h5py.File, path: str, where: str, *, required: bool = False) -> bytes | None:
-    """The bytes of a scalar string dataset (None if absent, :class:`MissingEntryError` if ``required``)."""
+def _file_size(f: h5py.File) -> int:
+    try:
+        return os.fstat(f.id.get_vfd_handle()).st_size
+    except (OSError, ValueError, TypeError, RuntimeError) as e:
+        raise FormatError(f"cannot stat the open file: {e}") from None
+
+
+def _read_raw(
+    f: h5py.File, path: str, where: str, *, required: bool = False, max_bytes: int = MAX_TEXT_BYTES
+) -> bytes | None:
+    """The bytes of a scalar string dataset (None if absent, :class:`MissingEntryError` if ``required``).
+
+    Like every dataset, it is refused when virtual or stored in external files (which would read other files),
+    and a fixed-length string larger than ``max_bytes`` or than the file is refused before it is allocated.
+    """
     ds = _get(f, path, where)
     if ds is None:
         if required:
@@ -762,6 +775,9 @@ def _read_raw(f: h5py.File, path: str, where: str, *, required: bool = False) ->
         raise FormatError(f"{where}: '/{path}' must be a UTF-8 string dataset. Received: {ds.dtype}")
     if ds.shape not in ((), (1,)):
         raise FormatError(f"{where}: '/{path}' must be a scalar string. Received: shape {list(ds.shape or [])}")
+    if ds.dtype.kind == "S" and ds.dtype.itemsize > max_bytes:
+        raise HostileSizeError(f"{where}: '/{path}' declares {ds.dtype.itemsize} bytes; the limit is {max_bytes}")
+    _check_dataset(ds, where, _file_size(f))
     try:
         raw = ds[()] if ds.shape == () else ds[0]
     except (OSError, RuntimeError, ValueError) as e:
@@ -839,10 +855,12 @@ def _read_validation(f: h5py.File, source: _Source) -> ValidationPair | None:
     pair = ValidationPair()
     for tol in ("rtol", "atol"):
         if tol in group.attrs:
-            try:
-                setattr(pair, tol, float(np.asarray(group.attrs[tol]).reshape(-1)[0]))
-            except (TypeError, ValueError, IndexError):
-                raise FormatError(f"'/validate' attribute {tol} must be a number") from None
+            value = np.asarray(group.attrs[tol])
+            number = float(value.reshape(-1)[0]) if value.dtype.kind in "fiu" and value.size == 1 else math.nan
+            if not (math.isfinite(number) and number >= 0):
+                shown = repr(value.reshape(-1)[:3].tolist()) if value.size else "an empty value"
+                raise FormatError(f"'/validate' attribute {tol} must be one finite number >= 0. Received: {shown[:60]}")
+            setattr(pair, tol, number)
     for part, target in (("input", pair.inputs), ("output", pair.outputs)):
         sub = _get(f, f"validate/{part}", f"validation {part}s")
         if sub is None:
@@ -899,8 +917,9 @@ def load(
         f, _ = _open(name)
         source = _Source(f, name, use_mmap=mmap)
         _check_version(f)
-        raw = _read_raw(f, "model/network", "the network JSON", required=True)
-        from k5.format.network import loads_network
+        from k5.format.network import MAX_JSON_BYTES, loads_network
+
+        raw = _read_raw(f, "model/network", "the network JSON", required=True, max_bytes=MAX_JSON_BYTES)
 
         model = loads_network(raw or b"")
         model.path = name

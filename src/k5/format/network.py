@@ -42,6 +42,10 @@ NETWORK_VERSION = "1.0"
 MAX_JSON_BYTES = 1 << 30
 MAX_JSON_DEPTH = 256
 MAX_GRAPH_DEPTH = 32
+#: The most dimensions a declared shape may have (NumPy's own limit is 64; HDF5's is 32).
+MAX_RANK = 32
+#: Elements a declared tensor may hold: what a 64-bit size can count (shapes past it cannot be stored anywhere).
+MAX_ELEMENTS = (1 << 63) - 1
 
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -438,9 +442,19 @@ def _decode_attr(value: Any, spec_type: str | None, path: str, depth: int, opset
     return value
 
 
-def _value_from_dict(d: dict[str, Any]) -> TensorInfo:
+def _check_shape(shape: list[Any], path: str) -> None:
+    """A declared shape must be storable: rank <= MAX_RANK, fixed dims multiplying to <= MAX_ELEMENTS."""
+    if len(shape) > MAX_RANK:
+        raise HostileSizeError(f"{path}: shape has {len(shape)} dimensions; the limit is {MAX_RANK}")
+    fixed = [int(x) for x in shape if not isinstance(x, str)]
+    if fixed and math.prod(fixed) > MAX_ELEMENTS:
+        raise HostileSizeError(f"{path}: shape {_show(fixed)} has more elements than a 64-bit size can count")
+
+
+def _value_from_dict(d: dict[str, Any], path: str = "$") -> TensorInfo:
     shape = d.get("shape")
     if shape is not None:
+        _check_shape(shape, f"{path}.shape")
         shape = [int(x) if not isinstance(x, str) else x for x in shape]
     return TensorInfo(d["name"], d.get("dtype"), shape, d.get("kind", "tensor"))
 
@@ -457,9 +471,10 @@ def _node_from_dict(d: dict[str, Any], path: str, depth: int, opset: dict[str, i
         spec = op_schema.attrs.get(name) if op_schema is not None else None
         where = f"{path}.attrs[{json.dumps(name)}]"
         attrs[name] = _decode_attr(value, spec.type if spec else None, where, depth, opset)
-    weights = {
-        name: WeightSpec(w["dtype"], tuple(int(x) for x in w["shape"])) for name, w in d.get("weights", {}).items()
-    }
+    weights = {}
+    for name, w in d.get("weights", {}).items():
+        _check_shape(w["shape"], f"{path}.weights[{json.dumps(name)}].shape")
+        weights[name] = WeightSpec(w["dtype"], tuple(int(x) for x in w["shape"]))
     return Node(
         id=d["id"],
         op=d["op"],
@@ -477,9 +492,9 @@ def _graph_from_dict(d: dict[str, Any], path: str, depth: int, opset: dict[str, 
         raise HostileSizeError(f"{path}: graphs nest {depth} levels deep; the limit is {MAX_GRAPH_DEPTH}")
     return Graph(
         nodes=[_node_from_dict(n, f"{path}.nodes[{i}]", depth, opset) for i, n in enumerate(d["nodes"])],
-        inputs=[_value_from_dict(t) for t in d["inputs"]],
-        outputs=[_value_from_dict(t) for t in d["outputs"]],
-        value_info=[_value_from_dict(t) for t in d.get("value_info", [])],
+        inputs=[_value_from_dict(t, f"{path}.inputs[{i}]") for i, t in enumerate(d["inputs"])],
+        outputs=[_value_from_dict(t, f"{path}.outputs[{i}]") for i, t in enumerate(d["outputs"])],
+        value_info=[_value_from_dict(t, f"{path}.value_info[{i}]") for i, t in enumerate(d.get("value_info", []))],
         name=d.get("name", ""),
     )
 
