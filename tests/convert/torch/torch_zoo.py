@@ -191,6 +191,26 @@ class AutoEncoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+class Functional(nn.Module):
+    """ATen-level ops outside any layer: chunk, cat, silu, functional attention, norms, pads, where, clamp..."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(16, 16) * 0.2)
+        self.scale = nn.Parameter(torch.rand(16) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = (x @ self.w).chunk(2, dim=-1)
+        h = torch.cat([nn.functional.silu(a) * b, a - b], dim=-1)
+        h = nn.functional.layer_norm(h, (16,)) * self.scale
+        q = h.view(h.shape[0], h.shape[1], 2, 8).transpose(1, 2)
+        att = nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+        h = att.transpose(1, 2).reshape(h.shape) + h
+        h = torch.where(h > 0, h, 0.1 * h).clamp(-2.0, 2.0)
+        h = nn.functional.pad(h.unsqueeze(1), (1, 1)).squeeze(1)
+        return h.mean(dim=1, keepdim=True) + h.amax(dim=-1, keepdim=True).softmax(dim=1)
+
+
 def _g(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -225,6 +245,7 @@ ZOO: dict[str, Callable[[], tuple[nn.Module, tuple[torch.Tensor, ...]]]] = {
     "transformer_encoder": lambda: (Encoder(), (torch.randn(2, 9, 32, generator=_g(1)),)),
     "gpt_block": lambda: (GPTBlock(), (torch.randint(0, 50, (2, 11), generator=_g(1)),)),
     "autoencoder": lambda: (AutoEncoder(), (torch.randn(2, 1, 16, 16, generator=_g(1)),)),
+    "functional": lambda: (Functional(), (torch.randn(2, 6, 16, generator=_g(1)),)),
 }
 
 
