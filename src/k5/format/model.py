@@ -43,8 +43,8 @@ Shape = list[Dim] | None  # None: rank unknown
 class TensorInfo:
     """A named value with a dtype (k5 name) and a possibly symbolic shape.
 
-    ``kind`` is "tensor" (the usual case), "sequence" (a list of tensors of ``dtype``/``shape``) or "optional"
-    (a tensor that may be absent, ``None``).
+    ``kind`` is "tensor" (the usual case), "sequence" (a list of tensors of ``dtype``/``shape``), "optional"
+    (a tensor that may be absent, ``None``) or "optional_sequence" (a sequence that may be absent).
     """
 
     name: str

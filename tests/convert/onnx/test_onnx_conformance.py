@@ -38,15 +38,6 @@ KNOWN_FAILURES: dict[str, tuple[tuple[str, ...], str]] = {
             "3d_causal_bf16",
         )
     },
-    "test_identity_opt": (
-        ("onnx",),
-        "optional(sequence(tensor)) graph input: k5's TensorInfo.kind holds one level (optional), so the export "
-        "declares optional(tensor)",
-    ),
-    "test_loop16_seq_none": (
-        ("onnx",),
-        "optional(sequence(tensor)) values inside the Loop body: same one-level TensorInfo.kind limit",
-    ),
 }
 
 

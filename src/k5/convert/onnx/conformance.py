@@ -19,6 +19,7 @@ onnxruntime cannot run, or gets wrong, even in its original form is ``ort-unsupp
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -74,13 +75,18 @@ class Result:
     missing: tuple[str, ...] = ()  # what k5 lacks (ops, element types) when unsupported
 
 
-def iter_cases(op: str | None = None, name: str | None = None) -> Iterator[Case]:
+@functools.cache
+def _collected() -> tuple[Any, ...]:
+    """ONNX's node test cases, built once per process (building them takes several seconds)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from onnx.backend.test.case.node import collect_testcases
 
-        cases = collect_testcases()
-    for c in cases:
+        return tuple(collect_testcases())
+
+
+def iter_cases(op: str | None = None, name: str | None = None) -> Iterator[Case]:
+    for c in _collected():
         if name and c.name != name:
             continue
         case = Case(c.name, c.model, list(c.data_sets or []), float(c.rtol), float(c.atol))

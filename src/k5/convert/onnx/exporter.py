@@ -75,12 +75,9 @@ class _Exporter:
         code = _onnx_dtype(t.dtype, where=f"value {t.name!r}")
         shape = None if t.shape is None else [d if isinstance(d, int) else str(d) for d in t.shape]
         tensor = helper.make_tensor_type_proto(code, shape)
-        if t.kind == "sequence":
-            tp = helper.make_sequence_type_proto(tensor)
-        elif t.kind == "optional":
-            tp = helper.make_optional_type_proto(tensor)
-        else:
-            tp = tensor
+        tp = tensor
+        for wrapper in reversed(t.kind.split("_") if t.kind != "tensor" else []):
+            tp = helper.make_sequence_type_proto(tp) if wrapper == "sequence" else helper.make_optional_type_proto(tp)
         return helper.make_value_info(t.name, tp)
 
     def attrs(self, node: Node, attrs: dict[str, Any]) -> list[Any]:

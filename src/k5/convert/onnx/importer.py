@@ -45,6 +45,10 @@ __all__ = ["ONNX_DOMAINS", "UnsupportedTypesError", "contiguous", "from_onnx", "
 ONNX_DOMAINS = ("", "ai.onnx")
 
 
+#: the value kinds k5 represents (TensorInfo.kind)
+_KINDS = ("tensor", "sequence", "optional", "optional_sequence")
+
+
 class UnsupportedTypesError(ConversionError):
     """A model uses element types outside k5 (string, int4, float4...); lists every one with its count."""
 
@@ -154,13 +158,16 @@ class _Importer:
         return tensor_to_array(t)
 
     def type_info(self, name: str, tp: Any) -> TensorInfo:
-        kind = "tensor"
+        wrappers: list[str] = []
         which = tp.WhichOneof("value")
         while which in ("sequence_type", "optional_type"):
-            if kind == "tensor":
-                kind = "sequence" if which == "sequence_type" else "optional"
+            wrappers.append("sequence" if which == "sequence_type" else "optional")
             tp = tp.sequence_type.elem_type if which == "sequence_type" else tp.optional_type.elem_type
             which = tp.WhichOneof("value")
+        kind = "_".join(wrappers[:2]) or "tensor"  # tensor, sequence, optional, optional_sequence
+        if kind not in _KINDS:
+            self.bad_types["_".join(wrappers)] += 1
+            kind = wrappers[0]
         if which is None:
             return TensorInfo(name, kind=kind)
         if which != "tensor_type":
