@@ -27,15 +27,22 @@ def test_layers_become_single_nodes_named_by_module_path() -> None:
     assert [n.id for n in rnn.nodes if n.op == "LSTM"] == ["rnn.l0", "rnn.l1"]
 
 
-@pytest.mark.parametrize("name", sorted(set(ZOO) - {"gpt_block"}))
+#: models whose functional code adds constants (masks, positions, folded values) as extra buffers
+FUNCTIONAL = {"gpt_block", "functional"}
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
 def test_state_dict_keys_follow_the_original(name: str) -> None:
     from k5.convert.torch import to_torch
 
     module, _, model, _ = converted(name)
     back = to_torch(model)
-    want = module.state_dict()
+    want = {k: v for k, v in module.state_dict().items() if k != "mask"}  # gpt_block's mask is sliced at run time
     got = back.state_dict()
-    assert set(want) == set(got)
+    if name in FUNCTIONAL:
+        assert set(want) <= set(got)
+    else:
+        assert set(want) == set(got)
     for key, value in want.items():
         assert got[key].shape == value.shape, key
 

@@ -110,15 +110,17 @@ class Exporter:
         self.scope = ""  # the module path the current FX node runs in
         self.fx_nodes: dict[str, Any] = {}  # FX node name -> FX node
         self.leaf_paths: set[str] = set()  # paths of modules without children
+        self.reserved: set[str] = set()  # parameter/buffer paths: only their own Constant may take these ids
         self.sym_sources: dict[Any, tuple[str, int]] = {}  # sympy symbol -> (graph input, axis)
         self._sym_cache: dict[str, str] = {}
         self._const_cache: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
 
     # -- naming ------------------------------------------------------------------------------------------------
-    def new_id(self, base: str) -> str:
+    def new_id(self, base: str, *, owner: bool = False) -> str:
+        """A unique node id from ``base``; ids reserved for parameters/buffers need ``owner=True``."""
         base = _ID_BAD.sub("_", base.strip(".")) or "node"
         candidate, n = base, 1
-        while candidate in self.ids:
+        while candidate in self.ids or (candidate in self.reserved and not owner):
             n += 1
             candidate = f"{base}_{n}"
         self.ids.add(candidate)
@@ -146,11 +148,12 @@ class Exporter:
         id: str | None = None,
         outputs: int | Sequence[str] = 1,
         meta: Any = None,
+        own: bool = False,
     ) -> list[str]:
         """Append a node; returns its output tensor names. ``outputs``: a count, or output suffixes."""
         if id is None and op != "Constant" and self.scope in self.leaf_paths and self.scope not in self.ids:
             id = self.scope  # the only op of a leaf module (nn.ReLU, nn.GELU...) takes its path
-        node_id = self.new_id(id if id is not None else self.scoped(op.lower()))
+        node_id = self.new_id(id if id is not None else self.scoped(op.lower()), owner=own)
         if isinstance(outputs, int):
             suffixes = [""] if outputs == 1 else [f":{i}" for i in range(outputs)]
         else:
@@ -168,7 +171,7 @@ class Exporter:
     def add1(self, op: str, inputs: Sequence[str | None], **kw: Any) -> str:
         return self.add(op, inputs, **kw)[0]
 
-    def const(self, value: Any, hint: str = "const", *, dtype: str | None = None) -> str:
+    def const(self, value: Any, hint: str = "const", *, dtype: str | None = None, own: bool = False) -> str:
         """A ``Constant`` node holding ``value`` (array, tensor or python number/list); returns its output."""
         if hasattr(value, "detach"):
             arr = to_numpy(value)
@@ -184,7 +187,8 @@ class Exporter:
         key = (str(arr.dtype), arr.tobytes(), arr.shape) if small else None
         if key is not None and key in self._const_cache:
             return self._const_cache[key]
-        out = self.add1("Constant", [], weights={"value": np.array(arr, order="C")}, id=hint)  # keeps 0-d arrays 0-d
+        value = np.array(arr, order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
+        out = self.add1("Constant", [], weights={"value": value}, id=hint, own=own)
         if key is not None:
             self._const_cache[key] = out
         return out
@@ -212,7 +216,7 @@ class Exporter:
             return v
         if isinstance(v, Const):
             if v.name is None:
-                v.name = self.const(v.value, v.hint)
+                v.name = self.const(v.value, v.hint, own=v.hint in self.reserved)
                 self.meta[v.name] = v.value
             return v.name
         if isinstance(v, Sym):
@@ -465,6 +469,7 @@ def _convert(
     cx = Exporter()
     graph = ep.graph
     cx.fx_nodes = {n.name: n for n in graph.nodes}
+    cx.reserved = set(ep.state_dict) | set(ep.constants)
     cx.leaf_paths = {p for p, m in module.named_modules() if p and not any(True for _ in m.children())}
     sig = ep.graph_signature
     calls = {e.fqn: e.signature for e in ep.module_call_graph if e.fqn in candidates and e.signature is not None}
