@@ -287,7 +287,9 @@ def grid_sample(
 
     ``align_corners``: -1/1 are the centres of the corner pixels (else their outer edges). ``mode``: ``linear``
     (r-linear), ``nearest`` (round half to even), ``cubic`` (Keys, a = -0.75). ``padding_mode``: ``zeros``
-    (outside pixels read 0), ``border`` (clamp), ``reflection`` (mirror at the borders).
+    (outside pixels read 0), ``border`` (clamp), ``reflection`` (mirror at the borders). With ``cubic`` and
+    ``border``, each of the 4 taps per axis is clamped, not the coordinate (onnxruntime and torch agree on this;
+    onnx.reference clamps the coordinate).
     """
     mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
     _choice("mode", mode, ("linear", "nearest", "cubic"))
@@ -311,7 +313,7 @@ def grid_sample(
             x, lo, hi = ((n + 1.0) * size - 1.0) / 2.0, -0.5, size - 0.5
         if mode == "nearest":
             x = np.rint(x)
-        if padding_mode == "border":
+        if padding_mode == "border" and mode != "cubic":  # cubic clamps each tap instead (as torch and onnxruntime)
             x = np.where((x < lo) | (x > hi), np.clip(x, 0, size - 1), x)
         elif padding_mode == "reflection":
             x = _reflect(x, lo, hi)
