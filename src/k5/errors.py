@@ -32,6 +32,7 @@ __all__ = [
     "UnknownOpError",
     "UnsafeFileError",
     "UnsupportedOpsError",
+    "UnsupportedTypesError",
     "VerificationError",
     "VersionError",
     "WeightError",
@@ -164,6 +165,16 @@ class UnsupportedOpsError(ConversionError):
         self.counts = dict(counts)
         listing = ", ".join(f"{op} (x{n})" for op, n in sorted(counts.items()))
         super().__init__(f"{len(counts)} unsupported {framework} op(s): {listing}", where=where)
+
+
+class UnsupportedTypesError(ConversionError):
+    """A model uses element types outside k5 (string, int4, float4...); lists every one with its count."""
+
+    def __init__(self, framework: str, counts: dict[str, int], *, where: str | None = None) -> None:
+        self.framework = framework
+        self.counts = dict(counts)
+        listing = ", ".join(f"{t} (x{n})" for t, n in sorted(counts.items()))
+        super().__init__(f"{len(counts)} {framework} element type(s) outside k5's dtypes: {listing}", where=where)
 
 
 class VerificationError(ConversionError):

@@ -36,7 +36,7 @@ from k5.convert.onnx.tables import (
     UNADAPTED_VERSIONS,
     AttrToInput,
 )
-from k5.errors import ConversionError, UnsupportedOpsError
+from k5.errors import UnsupportedOpsError, UnsupportedTypesError
 from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Metadata, Model, Node, TensorInfo
 
@@ -47,16 +47,6 @@ ONNX_DOMAINS = ("", "ai.onnx")
 
 #: the value kinds k5 represents (TensorInfo.kind)
 _KINDS = ("tensor", "sequence", "optional", "optional_sequence")
-
-
-class UnsupportedTypesError(ConversionError):
-    """A model uses element types outside k5 (string, int4, float4...); lists every one with its count."""
-
-    def __init__(self, framework: str, counts: dict[str, int], *, where: str | None = None) -> None:
-        self.framework = framework
-        self.counts = dict(counts)
-        listing = ", ".join(f"{t} (x{n})" for t, n in sorted(counts.items()))
-        super().__init__(f"{len(counts)} {framework} element type(s) outside k5's dtypes: {listing}", where=where)
 
 
 def _type_name(elem_type: int) -> str:
