@@ -416,8 +416,8 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     meta = model.metadata
     if meta.description:
         proto.doc_string = meta.description
-    for key, value in meta.extra.items():
-        if key != "onnx_opset":
+    for key, value in (("author", meta.author), ("license", meta.license), *meta.extra.items()):
+        if value and key != "onnx_opset":
             proto.metadata_props.add(key=key, value=value)
     return proto
 

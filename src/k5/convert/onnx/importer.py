@@ -531,10 +531,13 @@ def from_onnx(model: Any) -> Model:
 
     k5_opset = {DEFAULT_DOMAIN: OPSET_VERSION}
     k5_opset.update({d: v for d, v in opset.items() if d != DEFAULT_DOMAIN})
+    props = {p.key: p.value for p in model.metadata_props}
     meta = Metadata(
+        author=props.pop("author", ""),
+        license=props.pop("license", ""),
         producer=" ".join(p for p in (model.producer_name, model.producer_version) if p),
         description=model.doc_string,
-        extra={p.key: p.value for p in model.metadata_props},
+        extra=props,
     )
     meta.extra["onnx_opset"] = str(opset.get(DEFAULT_DOMAIN, ""))
     return Model(graph=graph, opset=k5_opset, metadata=meta)
