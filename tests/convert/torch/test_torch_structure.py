@@ -92,3 +92,18 @@ def test_importing_the_converter_does_not_import_torch() -> None:
 
     code = "import sys, k5.convert.torch as t; t.SUPPORTED; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", ["resnet", "transformer_encoder"])
+def test_to_torch_output_exports_again(name: str) -> None:
+    """The module to_torch builds is capturable by torch.export and converts back (layers recovered)."""
+    import numpy as np
+
+    import k5
+    from k5.convert.torch import from_torch, to_torch
+
+    _, inputs, model, ref = converted(name)
+    again = from_torch(to_torch(model), inputs)
+    out = k5.run(again, [x.numpy() for x in inputs])[again.graph.outputs[0].name]
+    assert float(np.abs(out - ref[0]).max()) <= 1e-4
+    assert again.graph.node("fc" if name == "resnet" else "head").op == "Linear"

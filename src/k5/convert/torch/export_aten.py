@@ -662,6 +662,19 @@ def slice_(cx: Exporter, n: Any) -> Any:
     return cx.add1("Slice", [cx.t(a["self"]), starts, ends, cx.ints([d]), cx.ints([step])])
 
 
+@reg("narrow.default", produces=["Slice"])
+def narrow(cx: Exporter, n: Any) -> Any:
+    a = args(n)
+    rank = cx.rank(a["self"])
+    d = _axis(a["dim"], rank)
+    start = _bound(cx, a["start"], 0)
+    length = _bound(cx, a["length"], 0)
+    if not isinstance(start, int) or not isinstance(length, int):
+        raise ConversionError("narrow with a run-time start or length")
+    ins = [cx.t(a["self"]), cx.ints([start]), cx.ints([start + length]), cx.ints([d])]
+    return cx.add1("Slice", ins)
+
+
 @reg("cat.default", "concat.default", produces=["Concat"])
 def cat(cx: Exporter, n: Any) -> Any:
     a = args(n)

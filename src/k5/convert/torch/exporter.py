@@ -472,7 +472,10 @@ def _convert(
     cx.reserved = set(ep.state_dict) | set(ep.constants)
     cx.leaf_paths = {p for p, m in module.named_modules() if p and not any(True for _ in m.children())}
     sig = ep.graph_signature
-    calls = {e.fqn: e.signature for e in ep.module_call_graph if e.fqn in candidates and e.signature is not None}
+    calls: dict[str, Any] = {
+        e.fqn: e.signature for e in ep.module_call_graph if e.fqn in candidates and e.signature is not None
+    }
+    calls.update(_inferred_calls(ep, candidates, calls))
 
     # --- placeholders: parameters/buffers/constants are Consts, user inputs graph inputs
     spec_of = {s.arg.name: s for s in sig.input_specs if hasattr(s.arg, "name")}
@@ -700,11 +703,58 @@ def _evaluate(cx: Exporter, n: Any) -> Any:
     return wrap(result)
 
 
+#: layers with one tensor input and one output, whose call can be recovered without a preserved signature
+_SINGLE_INPUT = (
+    "Linear", "Conv", "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "Embedding", "PReLU", "RMSNorm",
+)  # fmt: skip
+
+
+@dataclass
+class _InferredSignature:
+    """A call signature recovered from the graph (torch.export records none for a GraphModule's submodules)."""
+
+    input: str
+    output: str
+
+
+def _inferred_calls(ep: Any, candidates: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
+    """Single-input layers called once, whose group of FX nodes reads one outside value and yields one."""
+    members: dict[str, list[Any]] = {}
+    for n in ep.graph.nodes:
+        if n.op != "call_function":
+            continue
+        for p in _stack_paths(n):
+            if p in candidates and p not in known:
+                members.setdefault(p, []).append(n)
+                break
+    specs = ep.graph_signature.input_specs
+    lifted = {s.arg.name for s in specs if s.kind.name != "USER_INPUT" and hasattr(s.arg, "name")}
+    out: dict[str, Any] = {}
+    for fqn, nodes in members.items():
+        if not type(candidates[fqn]).__name__.startswith(_SINGLE_INPUT):
+            continue
+        inside = {n.name for n in nodes}
+        ins = {a.name for n in nodes for a in n.all_input_nodes if a.name not in inside and a.name not in lifted}
+        outs = {n.name for n in nodes if any(u.name not in inside for u in n.users)}
+        if len(ins) == 1 and len(outs) == 1:
+            out[fqn] = _InferredSignature(ins.pop(), outs.pop())
+    return out
+
+
 def _convert_call(cx: Exporter, fqn: str, mod: Any, signature: Any) -> None:
     """Convert one call of a layer module from its preserved call signature."""
     import torch
     from torch.export.graph_signature import ConstantArgument
 
+    if isinstance(signature, _InferredSignature):
+        cx.scope = fqn
+        fn = MODULE_EXPORTERS.get(module_key(type(mod)))
+        assert fn is not None
+        result = fn(cx, fqn, mod, {"input": cx.env[signature.input]}, [True])[0]
+        cx.env[signature.output] = result
+        if isinstance(result, str) and signature.output in cx.fx_nodes:
+            cx.meta.setdefault(result, cx.fx_nodes[signature.output].meta.get("val"))
+        return
     values: list[Any] = []
     for a in signature.inputs:
         if isinstance(a, ConstantArgument):

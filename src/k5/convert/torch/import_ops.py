@@ -659,6 +659,7 @@ class _AnyRankBatchNorm:
                         raise ValueError(f"expected an input of rank >= 2 (got {input.dim()})")
 
             BatchNorm.__module__ = __name__
+            BatchNorm.__qualname__ = "BatchNorm"  # from_torch converts it like nn.BatchNorm2d
             cls.cls = BatchNorm
         return cls.cls
 
