@@ -22,13 +22,16 @@ def _values(name: str, rng: np.random.Generator, shape: tuple[int, ...]) -> np.n
     if np.issubdtype(d, np.integer):
         info = np.iinfo(d)
         return rng.integers(info.min, info.max, shape, dtype=d, endpoint=True)
+    if name in ("int4", "uint4", "int2", "uint2"):  # ml_dtypes' sub-byte integers
+        info = ml_dtypes.iinfo(d)
+        return rng.integers(int(info.min), int(info.max), shape, endpoint=True).astype(d)
     if name.startswith("complex"):
         return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(d)
     values = (rng.standard_normal(shape) * 4).astype(np.float32).astype(d)
     flat = values.reshape(-1)
     if flat.size >= 3:
-        flat[0] = np.nan if "fnuz" not in name and name != "float8_e4m3fn" else flat[0]
-        flat[1] = -0.0
+        flat[0] = np.nan if name not in ("float8_e4m3fn", "float4_e2m1fn") and "fnuz" not in name else flat[0]
+        flat[1] = -0.0 if name != "float8_e8m0fnu" else flat[1]  # e8m0 has no sign bit
         if name in ("float16", "bfloat16", "float32", "float64", "float8_e5m2"):
             flat[2] = np.inf
     return values

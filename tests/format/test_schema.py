@@ -117,3 +117,14 @@ def test_extension_keys_and_newer_minor_versions(tmp_path, mlp):
     with pytest.raises(SchemaError, match="unknown key 'future_key'"):
         validate_schema(doc)
     validate_schema(doc, allow_unknown_keys=True)  # what a reader does for a 1.x file with x > its minor
+
+
+def test_schema_dtype_enum_is_the_dtype_table():
+    """The shipped JSON Schema and the dtype table name the same dtypes (one cannot grow without the other)."""
+    import json
+    from importlib import resources
+
+    from k5.format.dtypes import DTYPES
+
+    schema = json.loads(resources.files("k5.format").joinpath("network.schema.json").read_text())
+    assert sorted(schema["$defs"]["dtype"]["enum"]) == sorted(DTYPES)

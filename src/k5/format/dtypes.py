@@ -1,8 +1,10 @@
 """The k5 dtype table: names in the network JSON <-> NumPy dtypes <-> how HDF5 stores them.
 
-Types HDF5 has natively are stored as themselves. ``bool`` is stored as ``uint8`` (0/1), ``bfloat16`` as ``uint16``
-(the raw bit pattern) and the float8 types as ``uint8``; such datasets carry the attribute ``k5_dtype`` naming the
-k5 type, so a reader that only sees the HDF5 file still knows what the bytes mean. All data is little-endian.
+Types HDF5 has natively are stored as themselves. ``bool`` is stored as ``uint8`` (0/1), ``bfloat16`` as
+``uint16`` (the raw bit pattern), the float8 types as ``uint8``, and the sub-byte types (int4, uint4, int2, uint2,
+float4_e2m1fn) unpacked, one element per ``uint8`` (the element's bit pattern in the low bits). Such datasets
+carry the attribute ``k5_dtype`` naming the k5 type, so a reader that only sees the HDF5 file still knows what the
+bytes mean. All data is little-endian.
 """
 
 from __future__ import annotations
@@ -49,6 +51,12 @@ DTYPES: dict[str, DType] = {
         _d("float8_e4m3fnuz", ml_dtypes.float8_e4m3fnuz, np.uint8),
         _d("float8_e5m2", ml_dtypes.float8_e5m2, np.uint8),
         _d("float8_e5m2fnuz", ml_dtypes.float8_e5m2fnuz, np.uint8),
+        _d("float8_e8m0fnu", ml_dtypes.float8_e8m0fnu, np.uint8),
+        _d("float4_e2m1fn", ml_dtypes.float4_e2m1fn, np.uint8),  # unpacked: one element per byte
+        _d("int4", ml_dtypes.int4, np.uint8),
+        _d("uint4", ml_dtypes.uint4, np.uint8),
+        _d("int2", ml_dtypes.int2, np.uint8),
+        _d("uint2", ml_dtypes.uint2, np.uint8),
         _d("int8", np.int8),
         _d("int16", np.int16),
         _d("int32", np.int32),

@@ -81,10 +81,38 @@ def _erf64(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cast(x: np.ndarray, target: np.dtype, saturate: int) -> np.ndarray:
+def _to_e8m0(x: np.ndarray, saturate: int, round_mode: str) -> np.ndarray:
+    """float8_e8m0fnu (a bare power-of-two exponent) from ``x``'s float32 exponent field; the sign is dropped.
+
+    ``round_mode`` "up" takes the next power of two when the mantissa is non-zero, "down" truncates, "nearest"
+    rounds up from half the interval. NaN and inf become NaN (0xFF); past the largest exponent (0xFE) the result
+    saturates when ``saturate``, else becomes NaN.
+    """
+    if round_mode not in ("up", "down", "nearest"):
+        raise ValueError(f"round_mode must be 'up', 'down' or 'nearest'. Received: {round_mode!r}")
+    bits = np.asarray(x, dtype=np.float32).view(np.uint32)
+    exponent = ((bits >> 23) & 0xFF).astype(np.uint16)
+    mantissa = bits & 0x7FFFFF
+    special = exponent == 0xFF
+    if round_mode == "up":
+        bump = mantissa > 0
+    elif round_mode == "nearest":
+        bump = ((mantissa & 0x400000) > 0) & ((exponent > 0) | ((mantissa & 0x3FFFFF) > 0))
+    else:
+        bump = np.zeros(bits.shape, bool)
+    exponent = exponent + (bump & ~special)
+    overflow = (exponent > 0xFE) & ~special
+    exponent[overflow] = 0xFE if saturate else 0xFF
+    exponent[special] = 0xFF
+    return exponent.astype(np.uint8).view(ml_dtypes.float8_e8m0fnu)
+
+
+def _cast(x: np.ndarray, target: np.dtype, saturate: int, round_mode: str = "up") -> np.ndarray:
     """``x`` converted to ``target``; float8 targets saturate to their finite range when ``saturate``."""
     name = str(target)
     with np.errstate(all="ignore"):
+        if name == "float8_e8m0fnu":
+            return _to_e8m0(x.astype(np.float32), saturate, round_mode)
         if name.startswith("float8"):
             if x.dtype.kind in "iub":
                 x = x.astype(np.float32)
@@ -578,12 +606,12 @@ def dropout(
 def cast(x: np.ndarray, *, to: str, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
     """``x`` converted to the k5 dtype named ``to`` (e.g. "float16"). Floats to integers truncate toward zero;
     to float8 types, out-of-range values become the largest finite value when ``saturate`` (default), else
-    inf/NaN as the type allows. ``round_mode`` only concerns float8e8m0, which k5 does not have."""
+    inf/NaN as the type allows. ``round_mode`` ("up", "down", "nearest") only concerns float8_e8m0fnu."""
     target = dtype_of(to, where="Cast attribute 'to'").numpy
-    return _cast(np.asarray(x), target, saturate)
+    return _cast(np.asarray(x), target, saturate, round_mode)
 
 
 @op("CastLike", inputs=["input", "target_type"], outputs=["output"])
 def cast_like(x: np.ndarray, target_type: np.ndarray, *, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
     """``x`` converted to the dtype of ``target_type`` (whose values are ignored), as ``Cast`` does."""
-    return _cast(np.asarray(x), np.asarray(target_type).dtype, saturate)
+    return _cast(np.asarray(x), np.asarray(target_type).dtype, saturate, round_mode)

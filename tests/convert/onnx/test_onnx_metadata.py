@@ -1,4 +1,4 @@
-"""Metadata survives k5 -> ONNX (doc_string, metadata_props) -> k5."""
+"""What a k5 -> ONNX -> k5 round trip keeps besides the numbers: metadata and node ids."""
 
 from __future__ import annotations
 

@@ -237,10 +237,10 @@ def _linear_into(ex: _Exporter, node: Node, x: str, w: Any, b: Any, y: str, tag:
         out.append(helper.make_node("Transpose", [w], [wt], name=wt, perm=[1, 0]))
     has_bias = b is not None and not (isinstance(b, str) and not b)
     mm = ex.fresh(f"{node.id}.{tag}matmul") if has_bias else y
-    out.append(helper.make_node("MatMul", [x, wt], [mm], name=f"{node.id}.{tag}MatMul"))
+    out.append(helper.make_node("MatMul", [x, wt], [mm], name=f"/{node.id}/{tag}MatMul"))
     if has_bias:
         bias = ex.value(b, f"{node.id}.{tag}bias", out)
-        out.append(helper.make_node("Add", [mm, bias], [y], name=f"{node.id}.{tag}Add"))
+        out.append(helper.make_node("Add", [mm, bias], [y], name=f"/{node.id}/{tag}Add"))
     return out
 
 
