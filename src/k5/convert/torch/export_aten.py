@@ -17,13 +17,7 @@ from k5.convert.torch.exporter import Const, Exporter, Sym
 from k5.convert.torch.registry import ATEN_EXPORTERS
 from k5.errors import ConversionError
 
-__all__ = ["ONNX_TYPES", "args"]
-
-#: k5 dtype name -> ONNX TensorProto element type (``Cast``'s ``to`` attribute follows ONNX)
-ONNX_TYPES = {
-    "float32": 1, "uint8": 2, "int8": 3, "uint16": 4, "int16": 5, "int32": 6, "int64": 7, "bool": 9, "float16": 10,
-    "float64": 11, "uint32": 12, "uint64": 13, "complex64": 14, "complex128": 15, "bfloat16": 16,
-}  # fmt: skip
+__all__ = ["args"]
 
 INT64_MAX = 2**63 - 1
 
@@ -60,7 +54,7 @@ def _axis(d: int, rank: int) -> int:
 def cast(cx: Exporter, name: str, dtype: str, have: str | None = None) -> str:
     if have == dtype:
         return name
-    return cx.add1("Cast", [name], attrs={"to": ONNX_TYPES[dtype]}, id=cx.scoped("cast"))
+    return cx.add1("Cast", [name], attrs={"to": dtype}, id=cx.scoped("cast"))  # k5's Cast takes the dtype name
 
 
 def operand(cx: Exporter, a: Any, dtype: str) -> str:

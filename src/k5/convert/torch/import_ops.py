@@ -19,11 +19,11 @@ from k5.format.model import Node
 
 __all__: list[str] = []
 
-# ONNX TensorProto element type (Cast's "to") -> torch dtype name
-_ONNX_TO_TORCH = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool", 10: "float16",
-    11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128", 16: "bfloat16",
-}  # fmt: skip
+# k5 dtype names (Cast's "to") that torch has under the same name
+_TORCH_DTYPES = frozenset({
+    "float32", "uint8", "int8", "uint16", "int16", "int32", "int64", "bool", "float16", "float64", "uint32", "uint64",
+    "complex64", "complex128", "bfloat16",
+})  # fmt: skip
 
 
 def reg(*ops: str, how: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -496,8 +496,8 @@ def cast(b: Builder, node: Node, ins: list[Any]) -> Any:
     if node.op == "CastLike":
         return b.call(torch.Tensor.type_as, ins[0], ins[1])
     to = node.attrs.get("to")
-    name = _ONNX_TO_TORCH.get(to, to) if isinstance(to, int) else str(to)
-    if name not in _ONNX_TO_TORCH.values():
+    name = str(to)
+    if name not in _TORCH_DTYPES:
         raise _unsupported(node, f"Cast to {to!r}")
     return b.call(_k5_cast, ins[0], getattr(torch, name))
 
