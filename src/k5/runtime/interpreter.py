@@ -8,7 +8,8 @@ it received.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import ChainMap
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,9 @@ class RunContext:
         """Run a nested graph with positional ``inputs``; it may read any value of the enclosing scopes."""
         if len(inputs) > len(graph.inputs):
             raise GraphError(f"nested graph takes {len(graph.inputs)} inputs. Received: {len(inputs)}")
-        env = dict(self._env)
+        # the body's own values go in a fresh front map; the enclosing scopes are read through, never copied
+        # (a Loop runs its body once per iteration, and copying every outer value each time adds up)
+        env: MutableMapping[str, Any] = ChainMap({}, self._env)
         for info, value in zip(graph.inputs, inputs, strict=False):
             env[info.name] = value
         env = self._session.execute(graph, env)
@@ -100,7 +103,7 @@ class Session:
         return plan
 
     # -- execution ---------------------------------------------------------------------------------------------
-    def execute(self, graph: Graph, env: dict[str, Any]) -> dict[str, Any]:
+    def execute(self, graph: Graph, env: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         """Run every node of ``graph`` over ``env`` (name -> value) and return the extended env."""
         for step in self._plan(graph):
             node = step.node
@@ -149,7 +152,7 @@ class Session:
         feeds = _bind_inputs(graph.inputs, inputs, self.model.path)
         env = self.execute(graph, dict(feeds))
         if intermediate:
-            return env
+            return dict(env)
         wanted = list(outputs) if outputs is not None else [o.name for o in graph.outputs]
         missing = [n for n in wanted if n not in env]
         if missing:
