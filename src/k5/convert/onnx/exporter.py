@@ -150,6 +150,8 @@ class _Exporter:
         if n.domain != DEFAULT_DOMAIN:
             self.used_domains.add(n.domain)
             return [helper.make_node(n.op, n.inputs, n.outputs, name=n.id, domain=n.domain, **_plain_attrs(n.attrs))]
+        if n.op in _RNN_STATES and int(n.attrs.get("layout", 0) or 0) == 1:
+            return _time_major(self, n, graph_outputs)
         inits = self.inits[-1]
         if n.op == "Constant" and "value" in n.weights:
             value = n.weights["value"]
@@ -196,6 +198,44 @@ class _Exporter:
         for name, t in tensor_attrs.items():
             proto.attribute.append(helper.make_attribute(name, t))
         return [*pre, proto]
+
+
+#: recurrent ops -> (input slots of [batch, ...]-first states under layout=1, output slots likewise)
+_RNN_STATES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "LSTM": ((5, 6), (1, 2)),
+    "GRU": ((5,), (1,)),
+    "RNN": ((5,), (1,)),
+}
+
+
+def _time_major(ex: _Exporter, n: Node, graph_outputs: set[str]) -> list[Any]:
+    """A batch-first (``layout=1``) LSTM/GRU/RNN as the same op with ``layout=0`` between Transposes.
+
+    onnxruntime refuses ``layout=1`` ("Batchwise recurrent operations ... are not supported"); the time-major
+    form is what every runtime implements. X ``[B, T, I]`` and the initial states ``[B, D, H]`` are transposed in;
+    Y ``[T, D, B, H]`` goes out as ``[B, T, D, H]`` and the final states ``[D, B, H]`` as ``[B, D, H]``.
+    """
+    from onnx import helper
+
+    state_in, state_out = _RNN_STATES[n.op]
+    pre: list[Any] = []
+    post: list[Any] = []
+    inputs = list(n.inputs)
+    for i in (0, *state_in):
+        if i < len(inputs) and inputs[i]:
+            t = ex.fresh(f"{inputs[i]}_time_major")
+            pre.append(helper.make_node("Transpose", [inputs[i]], [t], name=t, perm=[1, 0, 2]))
+            inputs[i] = t
+    outputs = list(n.outputs)
+    for i, perm in ((0, [2, 0, 1, 3]), *((j, [1, 0, 2]) for j in state_out)):
+        if i < len(outputs) and outputs[i]:
+            t = ex.fresh(f"{outputs[i]}_time_major")
+            post.append(helper.make_node("Transpose", [t], [outputs[i]], name=f"{n.id}.{outputs[i]}_batch_first",
+                                         perm=perm))  # fmt: skip
+            outputs[i] = t
+    attrs = {k: v for k, v in n.attrs.items() if k != "layout"}
+    inner = Node(n.id, n.op, inputs, outputs, attrs, dict(n.weights), n.domain, n.doc)
+    return [*pre, *ex.node(inner, graph_outputs), *post]
 
 
 def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
