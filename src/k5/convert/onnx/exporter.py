@@ -47,9 +47,17 @@ class _Exporter:
             self.names.update(n.outputs)
             if n.op == "Constant" and n.domain == DEFAULT_DOMAIN and "value" in n.weights and n.outputs:
                 self.constants[n.outputs[0]] = n.weights["value"]
+        self.producers: dict[str, Node] = {}  # value name -> the k5 node computing it (nested graphs included)
         self.infos.update(model.graph.infos())
+        for _, n in model.graph.walk():
+            self.producers.update((o, n) for o in n.outputs if o)
+            for _, sub in n.subgraphs():
+                for name, info in sub.infos().items():
+                    if info.dtype and not (name in self.infos and self.infos[name].dtype):
+                        self.infos[name] = info
         self.unsupported: dict[str, int] = {}
         self.inits: list[list[Any] | None] = []  # per graph being written: its initializers (None: nested)
+        self.scopes: list[tuple[Graph, list[Any]]] = []  # per graph being written: the graph, its nodes so far
         self.used_domains: set[str] = set()
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -111,12 +119,14 @@ class _Exporter:
         nodes: list[Any] = []
         inits: list[Any] = []
         self.inits.append(inits if top else None)
+        self.scopes.append((g, nodes))
         outputs = {o.name for o in g.outputs}
         try:
             for n in g.nodes:
                 nodes.extend(self.node(n, outputs))
         finally:
             self.inits.pop()
+            self.scopes.pop()
         return helper.make_graph(
             nodes,
             g.name or ("k5" if top else "body"),
@@ -371,21 +381,14 @@ def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     )
     neg_inf = mk("CastLike", [const("neg_inf", np.array(-np.inf, np.float32)), scores], "neg_inf_c")
     if v["attn_mask"]:
-        mask_dtype = _dtype_of(ex, v["attn_mask"])
-        if mask_dtype is None:
-            raise ConversionError("attn_mask needs a known dtype (bool or float) to export", where=node.label)
-        if mask_dtype == "bool":
+        if _mask_dtype(ex, node, v["attn_mask"], "attn_mask") == "bool":
             scores = mk("Where", [v["attn_mask"], neg_inf, scores], "masked")
         else:
             scores = mk("Add", [scores, v["attn_mask"]], "masked")
     if v["key_padding_mask"]:
+        is_bool = _mask_dtype(ex, node, v["key_padding_mask"], "key_padding_mask") == "bool"
         kpm = mk("Unsqueeze", [v["key_padding_mask"], const("kpm_axes", np.array([1, 2], np.int64))], "kpm")
-        if _dtype_of(ex, v["key_padding_mask"]) == "bool":
-            scores = mk("Where", [kpm, neg_inf, scores], "padded")
-        elif _dtype_of(ex, v["key_padding_mask"]) is not None:
-            scores = mk("Add", [scores, kpm], "padded")
-        else:
-            raise ConversionError("key_padding_mask needs a known dtype (bool or float) to export", where=node.label)
+        scores = mk("Where", [kpm, neg_inf, scores], "padded") if is_bool else mk("Add", [scores, kpm], "padded")
     if int(node.attrs.get("causal", 0)):
         lq_lk = mk("Slice", [mk("Shape", [scores], "scores_shape"), const("m2", np.array([-2], np.int64)),
                              const("end", np.array([2**62], np.int64))], "lq_lk")  # fmt: skip
@@ -404,13 +407,104 @@ def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     return out
 
 
-def _dtype_of(ex: _Exporter, name: str) -> str | None:
-    if name in ex.constants:
-        from k5.format.model import weight_dtype
+#: ops whose first output is bool / int64 whatever their inputs
+_BOOL_OPS = frozenset(
+    {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf"}
+)
+_INT64_OPS = frozenset({"Shape", "Size", "ArgMax", "ArgMin", "NonZero"})
+#: ops whose outputs have the dtype of their input at the given index
+_SAME_AS_INPUT = {
+    **dict.fromkeys(
+        (
+            "Identity", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Transpose", "Slice", "Gather", "GatherElements",
+            "GatherND", "Concat", "Tile", "Flatten", "Split", "Pad", "Trilu", "Neg", "Abs", "Add", "Sub", "Mul",
+            "Div", "Max", "Min", "Clip", "Relu", "Dropout", "Linear", "MatMul", "Softmax", "LogSoftmax", "Sigmoid",
+            "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "ReduceMax", "ReduceMin",
+            "ReduceSum", "ReduceMean", "Sign", "DepthToSpace", "SpaceToDepth",
+        ),
+        0,
+    ),
+    "Where": 1,
+    "CastLike": 1,
+}  # fmt: skip
 
+
+def _dtype_of(ex: _Exporter, name: str, depth: int = 0) -> str | None:
+    """The k5 dtype of value ``name``: a stored constant's, a declared one (inputs, outputs, value_info), else
+    derived from the k5 node computing it (Cast's 'to', comparisons -> bool, shape-preserving ops...)."""
+    from k5.format.model import weight_dtype
+
+    if name in ex.constants:
         return weight_dtype(ex.constants[name])
     info = ex.infos.get(name)
-    return info.dtype if info is not None else None
+    if info is not None and info.dtype:
+        return info.dtype
+    node = ex.producers.get(name)
+    if node is None or node.domain != DEFAULT_DOMAIN or depth > 64:
+        return None
+    if node.op == "Cast" and isinstance(node.attrs.get("to"), str):
+        return str(node.attrs["to"])
+    if node.op in _BOOL_OPS:
+        return "bool"
+    if node.op in _INT64_OPS:
+        return "int64"
+    if node.op in ("Constant", "ConstantOfShape"):
+        value = node.weights.get("value")
+        return weight_dtype(value) if value is not None else ("float32" if node.op == "ConstantOfShape" else None)
+    index = _SAME_AS_INPUT.get(node.op)
+    if index is None:
+        return None
+    if index < len(node.inputs) and node.inputs[index]:
+        return _dtype_of(ex, node.inputs[index], depth + 1)
+    param = _param_name(node, index)
+    value = node.weights.get(param) if param else None
+    return weight_dtype(value) if value is not None else None
+
+
+def _param_name(node: Node, index: int) -> str | None:
+    from k5.ops.registry import find_schema
+
+    schema = find_schema(node.op, node.domain)
+    return schema.inputs[index].name if schema is not None and index < len(schema.inputs) else None
+
+
+def _inferred_dtype(ex: _Exporter, name: str) -> str | None:
+    """The dtype ONNX shape inference finds for ``name`` over the nodes written so far (top-level graph only)."""
+    import onnx
+    from onnx import helper
+
+    from k5.convert.onnx.tables import ONNX_DTYPES
+
+    if not ex.scopes or ex.inits[-1] is None:
+        return None
+    g, nodes = ex.scopes[-1]
+    graph = helper.make_graph(
+        list(nodes), "probe", [ex.value_info(t) for t in g.inputs], [helper.make_empty_tensor_value_info(name)],
+        initializer=list(ex.inits[-1]),
+    )  # fmt: skip
+    imports = [helper.make_opsetid("", onnx.defs.onnx_opset_version())]
+    imports += [helper.make_opsetid(d, 1) for d in sorted(ex.used_domains)]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=imports))
+    except Exception:  # noqa: BLE001 - best effort: a model ONNX cannot infer leaves the dtype unknown
+        return None
+    for v in (*inferred.graph.value_info, *inferred.graph.output):
+        if v.name == name and v.type.WhichOneof("value") == "tensor_type":
+            return ONNX_DTYPES.get(v.type.tensor_type.elem_type)
+    return None
+
+
+def _mask_dtype(ex: _Exporter, node: Node, name: str, what: str) -> str:
+    dtype = _dtype_of(ex, name) or _inferred_dtype(ex, name)
+    if dtype is None:
+        producer = ex.producers.get(name)
+        source = f"computed by {producer.label}" if producer is not None else "with no declared type"
+        raise ConversionError(
+            f"{what} {name!r} ({source}) needs a known dtype (bool, or a float added to the scores) to export; "
+            f"declare it in the graph's value_info",
+            where=node.label,
+        )
+    return dtype
 
 
 #: k5 op -> how it is written in ONNX (k5 layer ops that ONNX lacks)
