@@ -17,7 +17,8 @@ import numpy as np
 
 from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
-from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE
+from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
+from k5.convert.onnx.types import parse_type
 from k5.errors import ConversionError, UnsupportedOpsError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
 
@@ -26,7 +27,9 @@ __all__ = ["EXTERNAL_DATA_THRESHOLD", "save_onnx", "to_onnx"]
 #: models whose weights exceed this many bytes are written with external data (protobuf stops at 2 GB)
 EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24
 
-_ATTR_CODES = {"int": 2, "float": 1, "string": 3, "ints": 7, "floats": 6, "strings": 8, "graph": 5, "graphs": 10}
+_ATTR_CODES = {
+    "int": 2, "float": 1, "string": 3, "ints": 7, "floats": 6, "strings": 8, "graph": 5, "graphs": 10, "type": 13,
+}  # fmt: skip
 
 
 def _onnx_dtype(name: str, *, where: str) -> int:
@@ -103,6 +106,11 @@ class _Exporter:
             kind = spec.type if spec is not None else None
             if name in DTYPE_ATTRS.get(node.op, ()) and isinstance(value, str):
                 value, kind = _onnx_dtype(value, where=node.label), "int"
+            elif name in TYPE_ATTRS.get(node.op, ()) and isinstance(value, str):
+                try:
+                    value, kind = parse_type(value), "type"
+                except ValueError as e:
+                    raise ConversionError(f"attribute {name!r} {e}", where=node.label) from None
             if kind == "graph":
                 value = self.graph(value, top=False)
             elif kind == "graphs":

@@ -36,6 +36,7 @@ from k5.convert.onnx.tables import (
     UNADAPTED_VERSIONS,
     AttrToInput,
 )
+from k5.convert.onnx.types import type_string
 from k5.errors import UnsupportedOpsError, UnsupportedTypesError
 from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Metadata, Model, Node, TensorInfo
@@ -142,6 +143,9 @@ class _Importer:
             self.bad_types[_type_name(elem_type)] += 1
         return name
 
+    def note_bad_type(self, what: str) -> None:
+        self.bad_types[what] += 1
+
     def tensor(self, t: Any) -> np.ndarray | None:
         if self.dtype(t.data_type) is None:
             return None
@@ -190,6 +194,7 @@ class _Importer:
             T.GRAPHS: lambda: [self.graph(g) for g in a.graphs],
             T.TENSOR: lambda: self.tensor(a.t),
             T.SPARSE_TENSOR: lambda: self.sparse(a.sparse_tensor),
+            T.TYPE_PROTO: lambda: type_string(a.tp, self.note_bad_type),
         }
         if a.type in simple:
             return simple[a.type]()

@@ -20,6 +20,7 @@ __all__ = [
     "ONNX_DTYPES",
     "OUTPUT_COUNT_ATTRS",
     "RENAMED_OPS",
+    "TYPE_ATTRS",
     "UNADAPTED_VERSIONS",
     "AttrToInput",
 ]
@@ -53,6 +54,10 @@ DTYPE_ATTRS: dict[str, tuple[str, ...]] = {
     "MelWeightMatrix": ("output_datatype",),
     "SequenceEmpty": ("dtype",),
 }
+
+
+#: op -> attributes holding an ONNX TypeProto; k5 holds its text, e.g. "seq(tensor(float32))" (see types.py)
+TYPE_ATTRS: dict[str, tuple[str, ...]] = {"Optional": ("type",)}
 
 
 @dataclass(frozen=True)
