@@ -105,6 +105,8 @@ def _to_numpy(value: Any) -> Any:
         return tensor_to_array(value)
     if isinstance(value, list):
         return [_to_numpy(v) for v in value]
+    if isinstance(value, np.generic):  # some cases feed NumPy scalars, which onnxruntime refuses
+        return np.asarray(value)
     return value
 
 
