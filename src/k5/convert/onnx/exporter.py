@@ -202,6 +202,7 @@ class _Exporter:
             return pre
         params = {i: spec.name for i, spec in enumerate(schema.inputs)} if schema is not None else {}
         inputs = [self.value(a, f"{n.id}.{params.get(i, i)}", pre) for i, a in enumerate(args)]
+        inputs.extend([""] * (_onnx_min_inputs(n.op) - len(inputs)))  # Loop(M) still names its omitted cond
         attrs = dict(n.attrs)
         for name in [a for a in attrs if a not in onnx_attr_names]:
             spec = schema.attrs.get(name) if schema is not None else None
@@ -258,6 +259,13 @@ def _time_major(ex: _Exporter, n: Node, graph_outputs: set[str]) -> list[Any]:
 
 def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if v is not None}
+
+
+def _onnx_min_inputs(op: str) -> int:
+    """How many input slots the latest ONNX schema of ``op`` requires (omitted optional ones written as "")."""
+    import onnx
+
+    return int(onnx.defs.get_schema(op, onnx.defs.onnx_opset_version(), "").min_input)
 
 
 def _onnx_attribute_names(op: str) -> set[str] | None:

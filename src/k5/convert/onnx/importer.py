@@ -5,7 +5,8 @@ map one-to-one. On top of the one-to-one mapping, in this order:
 
 1. version adapters (:mod:`k5.convert.onnx.tables`): attributes of older opsets that later became inputs turn
    into ``Constant`` nodes feeding the input; renamed ops and attribute values take their current form; ONNX
-   element type codes in attributes (``Cast.to``...) become k5 dtype names;
+   element type codes in attributes (``Cast.to``...) become k5 dtype names, TypeProtos (``Optional.type``) k5
+   type strings; Scan-8 (batch axis, ``sequence_lens``) becomes a Loop over the batch (:mod:`.scan8`);
 2. pattern folding: ``MatMul(x, W) + Add(b)`` and ``Gemm(x, W, b)`` with initializer weights become ``Linear``;
 3. weight ownership: an initializer that feeds a parameter input (``@weight``...) of its only consumer becomes
    that node's weight (``/model/weights/<node>/<param>``); other initializers become ``Constant`` nodes;
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from k5.convert.onnx.scan8 import scan8_as_loop
 from k5.convert.onnx.tables import (
     ATTR_VALUE_RENAMES,
     ATTRS_TO_INPUTS,
@@ -243,6 +245,8 @@ class _Importer:
             if find_schema(op, domain) is None:
                 self.unsupported[f"{n.domain}.{op}"] += 1
             return [node]
+        if op == "Scan" and version < 9 and isinstance(node.attrs.get("body"), Graph):
+            return scan8_as_loop(node, self.fresh)
         for (old, before), why in UNADAPTED_VERSIONS.items():
             if op == old and version < before:
                 self.unsupported[f"{why}"] += 1
