@@ -19,6 +19,12 @@ _DECOMPOSED_AS: dict[str, str] = {
 }
 
 
+#: ops written as themselves only in some forms; how the others are written
+_EXPORT_NOTES: dict[str, str] = {
+    op: "yes (layout=1: layout 0 between Transposes, as onnxruntime needs)" for op in ("LSTM", "GRU", "RNN")
+}
+
+
 def support(op: str, domain: str = "k5") -> dict[str, str]:
     """{"import": how ONNX becomes this op ('' if never), "export": how it is written ('' if it cannot be)}."""
     import onnx
@@ -28,4 +34,5 @@ def support(op: str, domain: str = "k5") -> dict[str, str]:
     native = onnx.defs.has(op)
     imported = "yes" if native else FOLDED_FROM.get(op, "")
     exported = _DECOMPOSED_AS.get(op, "decomposed") if op in DECOMPOSITIONS else ("yes" if native else "")
+    exported = _EXPORT_NOTES.get(op, exported) if exported == "yes" else exported
     return {"import": imported, "export": exported}
