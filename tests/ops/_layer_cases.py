@@ -2,14 +2,14 @@
 
 ONNX's own cases (inputs and expected outputs made by ONNX) are the oracle. A case is chosen for a family when it
 uses one of the family's ops and nothing outside the layer and primitive families; it runs through ONNX import and
-the k5 reference runtime with read-only inputs (the case list is collected once per process, shared with
-``_primitive_cases``).
+the k5 reference runtime with read-only inputs (see _onnx_cases.py).
 """
 
 from __future__ import annotations
 
-import pytest
-from _primitive_cases import PRIMITIVE, _all_cases
+import _onnx_cases
+from _onnx_cases import check_case as check_case  # re-exported for the family test modules
+from _primitive_cases import PRIMITIVE
 
 LINALG = frozenset({"MatMul", "Gemm", "Einsum", "Det"})
 CONV = frozenset({
@@ -24,44 +24,6 @@ RNN = frozenset({"LSTM", "GRU", "RNN"})
 ATTENTION = frozenset({"Attention", "RotaryEmbedding"})
 LAYER = LINALG | CONV | NORM | RNN | ATTENTION
 
-#: cases that fail for a reason outside the layer kernels: case name -> reason
-KNOWN: dict[str, str] = {
-    **{
-        f"test_attention_{name}_expanded": "the expanded (function-body) form runs the primitive kernels, which "
-        "evaluate each stage in the half type; ONNX computed these expected outputs differently (the Attention "
-        "kernel itself passes the same case)"
-        for name in (
-            "4d_causal_bf16",
-            "4d_causal_fp16",
-            "4d_padded_kv_bf16",
-            "4d_causal_padded_kv_bf16",
-            "4d_attn_mask_causal_bf16",
-            "3d_causal_bf16",
-        )
-    },
-}
-
-
 def cases_for(family: frozenset[str]) -> list:
-    """pytest params (id = case name) of the ONNX cases that exercise ``family`` and only layer/primitive ops."""
-    try:
-        cases = _all_cases()
-    except pytest.skip.Exception:
-        return []
-    chosen = [c for c in cases if c.op_types & family and c.op_types <= LAYER | PRIMITIVE]
-    return [pytest.param(c, id=c.name) for c in chosen]
-
-
-def check_case(case) -> None:
-    """Run ``case`` on the k5 path; skip when k5 lacks an op or type it needs, xfail when listed in KNOWN."""
-    from k5.convert.onnx.conformance import run_case
-
-    result = run_case(case, ("k5",))
-    status, detail = result.status["k5"], result.detail.get("k5", "")
-    if status == "pass":
-        return
-    if status == "unsupported":
-        pytest.skip(f"outside k5: {detail}")
-    if case.name in KNOWN:
-        pytest.xfail(KNOWN[case.name])
-    pytest.fail(f"{status}: {detail}")
+    """The ONNX cases that exercise ``family`` and only layer/primitive ops."""
+    return _onnx_cases.cases_for(family, within=LAYER | PRIMITIVE)

@@ -1,17 +1,15 @@
 """ONNX backend node test cases for the primitive op families (elementwise, reduce, shape, loss).
 
-The cases are ONNX's own (inputs and expected outputs made by ONNX), so they are an independent oracle. Each test
-runs one case through ONNX import and the k5 reference runtime with READ-ONLY inputs, so a kernel that writes into
-its inputs fails too. A case is chosen for a family when it uses one of the family's ops and nothing outside the
-primitive families (so a failure points at these kernels or the importer, not at another family).
+A case is chosen for a family when it uses one of the family's ops and nothing outside the primitive families (so
+a failure points at these kernels or the importer, not at another family); see _onnx_cases.py.
 """
 
 from __future__ import annotations
 
-import functools
-
+import _onnx_cases
 import numpy as np
 import pytest
+from _onnx_cases import check_case as check_case  # re-exported for the family test modules
 
 ELEMENTWISE = frozenset({
     "Abs", "Neg", "Reciprocal", "Sqrt", "Exp", "Log", "Ceil", "Floor", "Round", "Sign", "Sin", "Cos", "Tan", "Asin",
@@ -35,48 +33,9 @@ SHAPE = frozenset({
 LOSS = frozenset({"NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"})
 PRIMITIVE = ELEMENTWISE | REDUCE | SHAPE | LOSS
 
-#: cases that fail for a reason outside these kernels: case name -> reason (none at the moment; the importer's
-#: version adapters made the Split-13 cases without a 'split' input pass)
-KNOWN: dict[str, str] = {}
-
-
-@functools.cache
-def _all_cases() -> tuple:
-    pytest.importorskip("onnx")
-    from k5.convert.onnx.conformance import iter_cases
-
-    cases = tuple(iter_cases())
-    for case in cases:  # a kernel that writes into an input now raises
-        for inputs, _ in case.data_sets:
-            for value in inputs:
-                if isinstance(value, np.ndarray):
-                    value.flags.writeable = False
-    return cases
-
-
 def cases_for(family: frozenset[str]) -> list:
-    """pytest params (id = case name) of the ONNX cases that exercise ``family`` and only primitive ops."""
-    try:
-        cases = _all_cases()
-    except pytest.skip.Exception:
-        return []
-    chosen = [c for c in cases if c.op_types & family and c.op_types <= PRIMITIVE]
-    return [pytest.param(c, id=c.name) for c in chosen]
-
-
-def check_case(case) -> None:
-    """Run ``case`` on the k5 path; skip when k5 lacks a type it needs, xfail when listed in KNOWN."""
-    from k5.convert.onnx.conformance import run_case
-
-    result = run_case(case, ("k5",))
-    status, detail = result.status["k5"], result.detail.get("k5", "")
-    if status == "pass":
-        return
-    if status == "unsupported":
-        pytest.skip(f"outside k5: {detail}")
-    if case.name in KNOWN:
-        pytest.xfail(KNOWN[case.name])
-    pytest.fail(f"{status}: {detail}")
+    """The ONNX cases that exercise ``family`` and only primitive ops (a failure points at these kernels)."""
+    return _onnx_cases.cases_for(family, within=PRIMITIVE)
 
 
 def reference_vs_k5(op_type: str, inputs: dict[str, np.ndarray], attrs: dict | None = None, n_outputs: int = 1):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _primitive_cases import _all_cases
+from _onnx_cases import cases_for, check_case
 
 import k5
 from k5.errors import K5Error
@@ -14,23 +14,9 @@ from k5.format.model import Graph, Model, Node, TensorInfo
 OPS = frozenset({"If", "Loop", "Scan"})
 
 
-def _cases() -> list:
-    try:
-        cases = _all_cases()
-    except pytest.skip.Exception:
-        return []
-    return [pytest.param(c, id=c.name) for c in cases if c.op_types & OPS]
-
-
-@pytest.mark.parametrize("case", _cases())
+@pytest.mark.parametrize("case", cases_for(OPS))
 def test_onnx_backend_case(case) -> None:
-    from k5.convert.onnx.conformance import run_case
-
-    result = run_case(case, ("k5",))
-    status, detail = result.status["k5"], result.detail.get("k5", "")
-    if status == "unsupported":
-        pytest.skip(f"outside k5 (import): {detail}")
-    assert status == "pass", detail
+    check_case(case)
 
 
 def _t(name: str, dtype: str | None = "float32", shape: list | None = None) -> TensorInfo:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _primitive_cases import _all_cases, reference_vs_k5
+from _onnx_cases import cases_for, check_case
+from _primitive_cases import reference_vs_k5
 
 from k5.errors import K5Error
 from k5.ops import signal as K  # noqa: N812 - short alias for the kernels module
@@ -14,23 +15,9 @@ OPS = frozenset({"DFT", "STFT", "HannWindow", "HammingWindow", "BlackmanWindow",
 RNG = np.random.default_rng(5)
 
 
-def _cases() -> list:
-    try:
-        cases = _all_cases()
-    except pytest.skip.Exception:
-        return []
-    return [pytest.param(c, id=c.name) for c in cases if c.op_types & OPS]
-
-
-@pytest.mark.parametrize("case", _cases())
+@pytest.mark.parametrize("case", cases_for(OPS))
 def test_onnx_backend_case(case) -> None:
-    from k5.convert.onnx.conformance import run_case
-
-    result = run_case(case, ("k5",))
-    status, detail = result.status["k5"], result.detail.get("k5", "")
-    if status == "unsupported":
-        pytest.skip(f"outside k5 (import): {detail}")
-    assert status == "pass", detail
+    check_case(case)
 
 
 def _dft_matrix(n_out: int, n_in: int, inverse: bool) -> np.ndarray:
