@@ -15,6 +15,7 @@ import numpy as np
 
 from k5.errors import AttrError, OpError
 from k5.format.dtypes import dtype_of
+from k5.ops.conv import conv
 from k5.ops.registry import op
 
 __all__ = ["conv_integer_accumulate"]
@@ -190,34 +191,6 @@ def matmul_integer(
 
 
 # --- integer convolution --------------------------------------------------------------------------------------
-def _conv_pads(
-    spatial: tuple[int, ...],
-    kernel: list[int],
-    strides: list[int],
-    dilations: list[int],
-    pads: list[int] | None,
-    auto_pad: str,
-) -> list[int]:
-    r = len(spatial)
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out: list[int] = [0] * (2 * r)
-        for i in range(r):
-            o = -(-spatial[i] // strides[i])
-            total = max(0, (o - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - spatial[i])
-            small, big = total // 2, total - total // 2
-            out[i], out[i + r] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
-        return out
-    if auto_pad == "VALID":
-        return [0] * (2 * r)
-    if auto_pad != "NOTSET":
-        raise AttrError(f"auto_pad expects NOTSET, SAME_UPPER, SAME_LOWER or VALID. Received: auto_pad={auto_pad!r}")
-    if pads is None:
-        return [0] * (2 * r)
-    if len(pads) != 2 * r:
-        raise AttrError(f"attribute 'pads' expects {2 * r} ints. Received: pads={pads}")
-    return list(pads)
-
-
 def conv_integer_accumulate(
     x: np.ndarray,
     w: np.ndarray,
@@ -231,34 +204,20 @@ def conv_integer_accumulate(
 ) -> np.ndarray:
     """N-D grouped convolution of integer-valued arrays (zero points already removed), exact int64 result.
 
-    ``x`` [N, C, *S], ``w`` [M, C/group, *K]; padding adds zeros (the zero point, once it is removed).
+    ``x`` [N, C, *S], ``w`` [M, C/group, *K]; padding adds zeros (the zero point, once it is removed). The float
+    Conv kernel does the work in float64, which holds every int8/uint8 product sum exactly.
     """
-    r = x.ndim - 2
-    kernel = list(kernel_shape) if kernel_shape else list(w.shape[2:])
-    if kernel != list(w.shape[2:]):
-        raise AttrError(f"kernel_shape={kernel} differs from the weight's spatial shape {list(w.shape[2:])}")
-    strides = list(strides) if strides else [1] * r
-    dilations = list(dilations) if dilations else [1] * r
-    p = _conv_pads(x.shape[2:], kernel, strides, dilations, pads, auto_pad)
-    N, C = x.shape[:2]
-    M = w.shape[0]
-    if C % group or M % group or w.shape[1] != C // group:
-        raise OpError(f"channels do not fit group={group}: input C={C}, weight {list(w.shape)}")
-    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), *[(p[i], p[i + r]) for i in range(r)]])
-    extent = [(kernel[i] - 1) * dilations[i] + 1 for i in range(r)]
-    win = np.lib.stride_tricks.sliding_window_view(xp, extent, axis=tuple(range(2, 2 + r)))
-    # win: [N, C, *out_full, *extent] -> subsample by stride (output) and dilation (taps)
-    steps = [slice(None, None, s) for s in strides] + [slice(None, None, d) for d in dilations]
-    win = win[(slice(None), slice(None), *steps)]
-    out_shape = win.shape[2 : 2 + r]
-    cg, mg = C // group, M // group
-    win = win.reshape(N, group, cg, *out_shape, *kernel)
-    # move taps next to channels: [N, group, *out, cg, *K]
-    order = [0, 1, *range(3, 3 + r), 2, *range(3 + r, 3 + 2 * r)]
-    cols = win.transpose(order).reshape(N, group, int(np.prod(out_shape, dtype=np.int64)), cg * int(np.prod(kernel)))
-    wg = w.astype(np.float64).reshape(group, mg, cg * int(np.prod(kernel)))
-    y = np.matmul(cols, wg.transpose(0, 2, 1)[None])  # [N, group, P, mg]
-    y = y.transpose(0, 1, 3, 2).reshape(N, M, *out_shape)
+    y = conv(
+        x.astype(np.float64),
+        w.astype(np.float64),
+        None,
+        auto_pad=auto_pad,
+        dilations=dilations,
+        group=group,
+        kernel_shape=kernel_shape,
+        pads=pads,
+        strides=strides,
+    )
     return np.rint(y).astype(np.int64)
 
 
