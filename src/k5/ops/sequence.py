@@ -134,8 +134,12 @@ def sequence_map(input_sequence: list[np.ndarray], *additional_inputs: Any, body
 
 @op("Optional", inputs=["input?"], outputs=["output"])
 def optional(x: Any, *, type: str | None = None) -> Any:
-    """An optional holding ``input``, or an empty optional (``None``) when it is omitted. ``type`` names the
-    element type of an empty optional (informational)."""
+    """An optional holding ``input``, or an empty optional (``None``) when it is omitted.
+
+    ``type`` is the empty optional's type as text: ``tensor(<k5 dtype>)`` or ``tensor(<dtype>, [d0, d1, ...])``
+    (dims are ints, symbols, or ``?``), optionally wrapped in ``seq(...)`` or ``optional(...)``; the ONNX converter
+    maps it to and from ONNX's TypeProto.
+    """
     return x
 
 
