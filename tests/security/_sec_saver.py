@@ -2,6 +2,7 @@
 
 ``save TARGET FIRST``: saves versions FIRST, FIRST+1, ... of ``_sec_models.big`` to TARGET in a loop, printing
 ``saved N`` after each ``k5.save`` returns, until killed (or until ``--count`` versions are saved).
+``convert TARGET A B``: runs ``k5 convert`` from A and from B alternately to TARGET, printing ``converted 0|1``.
 ``read TARGET SECONDS``: loads TARGET in a loop for SECONDS; each read must be one complete version (weights equal
 to that version's seeded weights, validation pair reproduced); prints ``read N`` per read or ``error ...`` and exits 1.
 """
@@ -47,6 +48,18 @@ def main() -> None:
             print(f"saved {version}", flush=True)
             version += 1
             count -= 1
+    elif mode == "convert":  # convert SOURCE_A and SOURCE_B alternately to TARGET with `k5 convert`
+        from k5.cli.main import main as k5_main
+
+        sources = sys.argv[3:5]
+        print("ready", flush=True)
+        i = 0
+        while True:
+            code = k5_main(["convert", sources[i % 2], target, "--no-verify"])
+            if code:
+                sys.exit(code)
+            print(f"converted {i % 2}", flush=True)
+            i += 1
     elif mode == "read":
         end = time.monotonic() + float(sys.argv[3])
         print("ready", flush=True)
