@@ -133,3 +133,36 @@ def test_validation_tolerances_must_be_one_finite_number(base: Path, value: obje
         f["validate"].attrs["atol"] = value
     with pytest.raises(k5.errors.FormatError, match="atol"):
         k5.load(path)
+
+
+def test_validation_pair_names_are_checked_at_load(base: Path) -> None:
+    """Was: load() ran the graph checks before reading /validate, so a pair naming no graph input went unchecked."""
+    path = _copy(base, "extra.k5")
+    with h5py.File(path, "r+") as f:
+        f["validate/input"].create_dataset("not_an_input", data=np.zeros(3, "f4"))
+    with pytest.raises(SchemaError, match="not_an_input"):
+        k5.load(path)
+
+
+def test_a_weight_too_large_for_memory_is_a_k5_error(base: Path) -> None:
+    """Was: a legal but huge compressed weight escaped as MemoryError; it is a HostileSizeError naming the weight."""
+    import zlib
+
+    path = _copy(base, "big.k5")
+    rows = 64
+    with h5py.File(path, "r+") as f:
+        doc = json.loads(f["model/network"][()].decode())
+        doc["graph"]["nodes"][0]["weights"]["weight"]["shape"] = [rows, 1 << 20]
+        del f["model/network"]
+        f["model"].create_dataset("network", data=json.dumps(doc), dtype=h5py.string_dtype())
+        del f["model/weights/fc0/weight"]
+        ds = f["model/weights/fc0"].create_dataset(
+            "weight", shape=(rows, 1 << 20), dtype="f4", chunks=(1, 1 << 20), compression="gzip"
+        )
+        chunk = zlib.compress(bytes(4 << 20), 9)
+        for r in range(rows):
+            ds.id.write_direct_chunk((r, 0), chunk)
+    with Sandbox(mem_mb=128, timeout=30.0) as sandbox:  # 256 MiB of zeros behind ~260 KB of file
+        result = sandbox.check(path, "load-only")
+    assert result["outcome"] == "k5error" and result["type"] == "HostileSizeError", result
+    assert "fc0" in result["message"]

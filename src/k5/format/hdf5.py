@@ -59,6 +59,7 @@ __all__ = [
     "FORMAT_VERSION",
     "LazyDataset",
     "LazyTensor",
+    "check_untrusted",
     "decode_name",
     "encode_name",
     "load",
@@ -226,9 +227,11 @@ class LazyTensor:
             flat = np.frombuffer(mm, dtype=storage, count=self.size, offset=self._offset)
             return flat.reshape(self.shape)
         ds = self._source.dataset(self.h5path, self.loc)
-        out = np.empty(self.shape, storage)
         try:
+            out = np.empty(self.shape, storage)
             ds.read_direct(out)
+        except MemoryError:
+            raise HostileSizeError(f"cannot allocate {self.nbytes} bytes to read it", where=self.loc) from None
         except (OSError, ValueError, RuntimeError) as e:
             raise FormatError(f"could not read the dataset: {e}", where=self.loc) from e
         return out
@@ -302,6 +305,8 @@ class LazyDataset:
         ds = self._source.dataset(self.h5path, self.loc)
         try:
             return _from_storage(np.asarray(ds[key]), self._d)
+        except MemoryError:
+            raise HostileSizeError(f"cannot allocate memory to read {key!r} of it", where=self.loc) from None
         except (OSError, RuntimeError) as e:
             raise FormatError(f"could not read the dataset: {e}", where=self.loc) from e
 
@@ -900,6 +905,7 @@ def load(
     verify: bool = False,
     check: bool = True,
     mmap: bool = True,
+    isolate: bool = False,
 ) -> Model:
     """Open a k5 file.
 
@@ -908,9 +914,14 @@ def load(
     slices. The file stays open until ``model.close()`` (or the ``with`` block ends). ``lazy=False``: read
     everything into NumPy arrays and close the file. ``verify=True``: check every weight's sha256 now (reads all
     weights). ``check``: run the graph and op-schema checks (unknown ops are errors). ``mmap``: allow memory
-    mapping. Every failure is a :class:`~k5.errors.K5Error` naming the file.
+    mapping. ``isolate=True``: first validate the file in a separate, resource-limited process
+    (:func:`check_untrusted`), so that a file crafted against the HDF5 C library (a parser loop or crash) is
+    refused instead of hanging or crashing this process; use it for files from strangers. Every failure is a
+    :class:`~k5.errors.K5Error` naming the file.
     """
     name = os.fspath(path)
+    if isolate:
+        check_untrusted(name)
     f: h5py.File | None = None
     source: _Source | None = None
     try:
@@ -927,11 +938,11 @@ def load(
         for h5path, node, param in list(weight_paths(model.graph)):
             spec = node.weights[param]
             node.weights[param] = _bind_weight(source, h5path, spec, f"{node.label}: weight {param!r}")
+        model.validation = _read_validation(f, source)  # before the checks: its names must match the graph's
         if check:
             from k5.format.checks import check_model
 
             check_model(model, ops=True, allow_unknown_ops=False)
-        model.validation = _read_validation(f, source)
         model.training = _read_split(f, source, "training")
         model.evaluate = _read_split(f, source, "evaluate")
         if verify:
@@ -963,6 +974,72 @@ def validate(path: str | os.PathLike[str]) -> None:
     """
     with load(path, check=True, verify=True):
         pass
+
+
+_ISOLATED_CHILD = """
+import json, os, resource, sys
+from k5.errors import K5Error
+from k5.format.hdf5 import validate
+path, budget = sys.argv[1], int(sys.argv[2])
+with open("/proc/self/status") as f:
+    vm = next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:")), 0)
+if vm:
+    resource.setrlimit(resource.RLIMIT_AS, (vm + budget, vm + budget))
+try:
+    validate(path)
+    out = {"ok": True}
+except K5Error as e:
+    out = {"error": type(e).__name__, "message": e.message, "where": e.where}
+except MemoryError:
+    out = {"error": "HostileSizeError", "message": f"validating it needs more than {budget} bytes of memory"}
+sys.stdout.write(json.dumps(out))
+"""
+
+
+def check_untrusted(path: str | os.PathLike[str], *, timeout: float = 120.0, max_memory: int = 4 << 30) -> None:
+    """Validate ``path`` (as :func:`validate`: layout, graph, every checksum) in a child process with limits.
+
+    The child may use ``max_memory`` bytes beyond its start-up footprint and ``timeout`` seconds. A hang, a crash
+    (e.g. a bug in the HDF5 C library's parser: a malformed global heap makes HDF5 2.0 loop forever) or a memory
+    blow-up is reported as :class:`UnsafeFileError` / :class:`HostileSizeError` rather than taking the caller down.
+    The child's K5Error is re-raised here with the same class.
+    """
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    import k5.errors as errors
+
+    name = os.fspath(path)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _ISOLATED_CHILD, name, str(int(max_memory))],
+            capture_output=True, text=True, timeout=timeout, env=env, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise UnsafeFileError(
+            f"validating it took more than {timeout:g} s in an isolated process (a file crafted against the HDF5 "
+            "library can make it loop); refused",
+            where=name,
+        ) from None
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        raise UnsafeFileError(f"the HDF5 library crashed ({sig}) reading it in an isolated process", where=name)
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise UnsafeFileError(
+            f"the isolated validation failed (exit status {proc.returncode}): {proc.stderr.strip()[-300:]}", where=name
+        ) from None
+    if result.get("ok"):
+        return
+    cls = getattr(errors, str(result.get("error")), None)
+    if not (isinstance(cls, type) and issubclass(cls, K5Error)) or cls is errors.UnsupportedOpsError:
+        cls = FormatError
+    inner = result.get("where") or ""
+    raise cls(str(result.get("message")), where=inner if inner.startswith(name) else f"{name}: {inner}".rstrip(": "))
 
 
 def _materialise(model: Model) -> None:
