@@ -166,3 +166,18 @@ def test_a_weight_too_large_for_memory_is_a_k5_error(base: Path) -> None:
         result = sandbox.check(path, "load-only")
     assert result["outcome"] == "k5error" and result["type"] == "HostileSizeError", result
     assert "fc0" in result["message"]
+
+
+def test_graph_size_is_limited_before_the_schema_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: only the JSON byte size bounded a graph (1 GiB: ~10M nodes, minutes of schema checks)."""
+    doc = network.network_to_dict(mlp(0))
+    n = len(doc["graph"]["nodes"])
+    monkeypatch.setattr(network, "MAX_NODES", n - 1)
+    with pytest.raises(HostileSizeError, match=f"{n} nodes"):
+        network.loads_network(json.dumps(doc))
+    monkeypatch.setattr(network, "MAX_NODES", n)
+    network.loads_network(json.dumps(doc))
+    nested = {"inputs": [], "outputs": [], "nodes": doc["graph"]["nodes"][:2]}
+    doc["graph"]["nodes"][1]["attrs"] = {"body": nested}  # nested graphs count too (the schema is checked later)
+    with pytest.raises(HostileSizeError, match=f"{n + 2} nodes"):
+        network.loads_network(json.dumps(doc))

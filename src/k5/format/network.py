@@ -25,6 +25,7 @@ __all__ = [
     "MAX_GRAPH_DEPTH",
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_NODES",
     "NETWORK_VERSION",
     "check_network_version",
     "dumps_network",
@@ -39,7 +40,9 @@ __all__ = [
 #: The version of the network JSON that this release writes (``"k5_network"``); readers accept any 1.x.
 NETWORK_VERSION = "1.0"
 #: Limits a reader enforces before doing work proportional to them.
-MAX_JSON_BYTES = 1 << 30
+MAX_JSON_BYTES = 256 << 20
+#: Nodes in a graph, nested graphs included (checked before the schema walk, which costs ~70 us per node).
+MAX_NODES = 1 << 20
 MAX_JSON_DEPTH = 256
 MAX_GRAPH_DEPTH = 32
 #: The most dimensions a declared shape may have (NumPy's own limit is 64; HDF5's is 32).
@@ -509,10 +512,29 @@ def graph_from_dict(doc: dict[str, Any]) -> tuple[Graph, dict[str, int]]:
     return _graph_from_dict(doc["graph"], "$.graph", 0, opset), opset
 
 
+def _count_nodes(doc: dict[str, Any]) -> int:
+    """Nodes of the graph and every nested graph (an iterative walk: the depth is checked separately)."""
+    count, stack = 0, [doc.get("graph")]
+    while stack:
+        graph = stack.pop()
+        nodes = graph.get("nodes") if isinstance(graph, dict) else None
+        if not isinstance(nodes, list):
+            continue
+        count += len(nodes)
+        for node in nodes:
+            attrs = node.get("attrs") if isinstance(node, dict) else None
+            for value in attrs.values() if isinstance(attrs, dict) else ():
+                stack.extend(v for v in (value if isinstance(value, list) else [value]) if isinstance(v, dict))
+    return count
+
+
 def loads_network(text: str | bytes) -> Model:
     """Parse, version-check, schema-check and decode network JSON text into a :class:`Model` (weights declared)."""
     doc = parse_json(text)
     newer_minor = check_network_version(doc)
+    n_nodes = _count_nodes(doc)
+    if n_nodes > MAX_NODES:
+        raise HostileSizeError(f"the graph has {n_nodes} nodes (nested graphs included); the limit is {MAX_NODES}")
     validate_schema(doc, allow_unknown_keys=newer_minor)
     graph, opset = graph_from_dict(doc)
     return Model(graph=graph, opset=opset)
