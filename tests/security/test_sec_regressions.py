@@ -177,7 +177,7 @@ def test_graph_size_is_limited_before_the_schema_walk(monkeypatch: pytest.Monkey
         network.loads_network(json.dumps(doc))
     monkeypatch.setattr(network, "MAX_NODES", n)
     network.loads_network(json.dumps(doc))
-    nested = {"inputs": [], "outputs": [], "nodes": doc["graph"]["nodes"][:2]}
+    nested = {"inputs": [], "outputs": [], "nodes": json.loads(json.dumps(doc["graph"]["nodes"][:2]))}
     doc["graph"]["nodes"][1]["attrs"] = {"body": nested}  # nested graphs count too (the schema is checked later)
     with pytest.raises(HostileSizeError, match=f"{n + 2} nodes"):
         network.loads_network(json.dumps(doc))
