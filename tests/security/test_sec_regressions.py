@@ -181,3 +181,33 @@ def test_graph_size_is_limited_before_the_schema_walk(monkeypatch: pytest.Monkey
     doc["graph"]["nodes"][1]["attrs"] = {"body": nested}  # nested graphs count too (the schema is checked later)
     with pytest.raises(HostileSizeError, match=f"{n + 2} nodes"):
         network.loads_network(json.dumps(doc))
+
+
+def test_variable_length_sequence_attributes_are_refused_before_reading(base: Path) -> None:
+    """Was: any attribute type was read; a root attribute typed as a variable-length sequence (not a string) loaded
+    as text, and a crafted one segfaulted HDF5 2.0 (next test). The type class is checked before HDF5 reads it."""
+    path = _copy(base, "vlen_attr.k5")
+    with h5py.File(path, "r+") as f:
+        value = np.empty((), dtype=h5py.vlen_dtype(np.uint8))
+        value[()] = np.frombuffer(b"2026-01-01", np.uint8)
+        del f.attrs["created"]
+        f.attrs.create("created", data=value, dtype=h5py.vlen_dtype(np.uint8))
+    with pytest.raises(k5.errors.FormatError, match="'created' must be a string or a number"):
+        k5.load(path)
+
+
+def test_fuzzer_crash_input_vlen_attribute() -> None:
+    """The input tools/fuzz_load.py found (kept as data): HDF5 2.0 segfaults converting its 'created' attribute."""
+    path = Path(__file__).parents[1] / "data" / "malicious" / "fuzz_vlen_attr_segv.k5"
+    with Sandbox(timeout=20.0) as sandbox:
+        result = sandbox.check(path, "load-only")
+    assert result["outcome"] == "k5error" and result["type"] == "FormatError", result
+
+
+def test_typed_attribute_slots_accept_numbers(base: Path) -> None:
+    """The attribute type check keeps numbers readable (tolerances are numbers)."""
+    path = _copy(base, "tol.k5")
+    with h5py.File(path, "r+") as f:
+        f["validate"].attrs["rtol"] = np.int32(0)
+    with k5.load(path) as model:
+        assert model.validation is not None and model.validation.rtol == 0.0

@@ -257,7 +257,7 @@ class LazyTensor:
 
     def stored_sha256(self) -> str | None:
         """The checksum recorded in the file, or None."""
-        value = self._source.dataset(self.h5path, self.loc).attrs.get("sha256")
+        value = _attr(self._source.dataset(self.h5path, self.loc), "sha256", self.loc)
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace")
         return value if isinstance(value, str) else None
@@ -672,6 +672,30 @@ def _get(f: h5py.File, path: str, where: str, cache: dict[str, Any] | None = Non
     raise FormatError(f"{where}: {path!r} is neither a group nor a dataset")
 
 
+#: HDF5 type classes an attribute read by k5 may have. Others (variable-length sequences, references, compound,
+#: opaque, enum, array, bitfield, time) are refused before HDF5 converts the value: converting a crafted
+#: variable-length sequence crashes HDF5 2.0 (a segfault in H5VL_blob_put found by tools/fuzz_load.py).
+_ATTR_CLASSES = {h5py.h5t.STRING: "string", h5py.h5t.INTEGER: "integer", h5py.h5t.FLOAT: "float"}
+
+
+def _attr(owner: Any, name: str, where: str) -> Any:
+    """The value of attribute ``name`` of an h5py object (None if absent), its HDF5 type checked before reading."""
+    try:
+        if name not in owner.attrs:
+            return None
+        type_class = owner.attrs.get_id(name).get_type().get_class()
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:
+        raise FormatError(f"{where}: cannot read attribute {name!r}: {e}") from None
+    if type_class not in _ATTR_CLASSES:
+        raise FormatError(
+            f"{where}: attribute {name!r} must be a string or a number. Received: HDF5 type class {type_class}"
+        )
+    try:
+        return owner.attrs[name]
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError) as e:
+        raise FormatError(f"{where}: cannot read attribute {name!r}: {e}") from None
+
+
 def _check_dataset(ds: Any, where: str, file_size: int) -> tuple[int | None, int]:
     """(contiguous data offset or None, stored bytes); refuses virtual/external data, foreign filters, shape bombs."""
     if not isinstance(ds, h5py.Dataset):
@@ -713,7 +737,7 @@ def _check_dataset(ds: Any, where: str, file_size: int) -> tuple[int | None, int
 
 def _dataset_dtype(ds: h5py.Dataset, where: str) -> DType:
     """The k5 dtype of a dataset: its ``k5_dtype`` attribute, else its native HDF5 type."""
-    attr = ds.attrs.get("k5_dtype") if "k5_dtype" in ds.attrs else None
+    attr = _attr(ds, "k5_dtype", where)
     if isinstance(attr, bytes):
         attr = attr.decode("utf-8", "replace")
     if attr is not None:
@@ -805,7 +829,7 @@ def _read_text(f: h5py.File, path: str, where: str) -> str | None:
 
 
 def _root_attr(f: h5py.File, name: str) -> str | None:
-    value = f.attrs.get(name)
+    value = _attr(f, name, "root group")
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, np.ndarray) and value.size == 1:
@@ -859,8 +883,9 @@ def _read_validation(f: h5py.File, source: _Source) -> ValidationPair | None:
         raise FormatError("'/validate' must be a group")
     pair = ValidationPair()
     for tol in ("rtol", "atol"):
-        if tol in group.attrs:
-            value = np.asarray(group.attrs[tol])
+        raw = _attr(group, tol, "'/validate'")
+        if raw is not None:
+            value = np.asarray(raw)
             number = float(value.reshape(-1)[0]) if value.dtype.kind in "fiu" and value.size == 1 else math.nan
             if not (math.isfinite(number) and number >= 0):
                 shown = repr(value.reshape(-1)[:3].tolist()) if value.size else "an empty value"
