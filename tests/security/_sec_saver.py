@@ -59,7 +59,8 @@ def main() -> None:
         for module in ("onnx", "k5.convert.onnx.exporter", "k5.convert.onnx.importer", "k5.cli.convert"):
             importlib.import_module(module)  # before "ready": the kills should land in conversions, not imports
         with tempfile.TemporaryDirectory() as scratch:  # first-call costs paid before "ready" too
-            k5_main(["convert", sys.argv[3], os.path.join(scratch, "warm" + os.path.splitext(target)[1]), "--no-verify"])
+            warm = os.path.join(scratch, "warm" + os.path.splitext(target)[1])
+            k5_main(["convert", sys.argv[3], warm, "--no-verify"])
 
         sources = sys.argv[3:5]
         print("ready", flush=True)
