@@ -7,6 +7,7 @@ fate as a dict with ``outcome`` in ``ok | k5error | exception | hang | died``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -28,7 +29,7 @@ class Sandbox:
         self.timeout = timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self._buf = b""
-        self._stderr_path = None
+        self._eof = False
 
     # -- process management ------------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -62,7 +63,8 @@ class Sandbox:
         self.close()
 
     def _read_reply(self, timeout: float) -> dict[str, Any] | None:
-        """The next protocol line, or None on timeout / EOF."""
+        """The next protocol line, or None on timeout / EOF (``self._eof`` tells which)."""
+        self._eof = False
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
@@ -79,6 +81,7 @@ class Sandbox:
                 return None
             chunk = os.read(fd, 65536)
             if not chunk:
+                self._eof = True
                 return None
             self._buf += chunk
 
@@ -96,6 +99,9 @@ class Sandbox:
         reply = self._read_reply(self.timeout)
         if reply is not None:
             return reply
+        if self._eof:  # the worker closed its output: it is dying; reap it to learn how
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=10)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -43,6 +44,8 @@ def main() -> None:
         version = int(sys.argv[3])
         count = int(sys.argv[4]) if len(sys.argv) > 4 else -1
         model = big(version)
+        with tempfile.TemporaryDirectory() as scratch:  # first-call costs (op registry, h5py) paid before "ready"
+            k5.save(model, os.path.join(scratch, "warm.k5"))
         print("ready", flush=True)  # the first save starts now
         while count != 0:
             k5.save(model, target)
@@ -52,7 +55,6 @@ def main() -> None:
             model = big(version)
     elif mode == "convert":  # convert SOURCE_A and SOURCE_B alternately to TARGET with `k5 convert`
         import importlib
-        import tempfile
 
         from k5.cli.main import main as k5_main
 
