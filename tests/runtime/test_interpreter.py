@@ -103,3 +103,34 @@ def test_dangling_edge_is_a_graph_error():
     )
     with pytest.raises(GraphError, match=r"node 'act' \(Relu\): input 'nowhere'"):
         k5.run(Model(graph), np.zeros(1, "f4"))
+
+
+def test_weight_declared_without_data_names_node_and_weight():
+    from k5.errors import MissingWeightError
+    from k5.format.model import WeightSpec
+
+    graph = Graph(
+        nodes=[Node("fc", "Linear", ["x"], ["y"], weights={"weight": WeightSpec("float32", (2, 2))})],
+        inputs=[TensorInfo("x", "float32", [1, 2])],
+        outputs=[TensorInfo("y", "float32", None)],
+    )
+    with pytest.raises(MissingWeightError, match=r"node 'fc' \(Linear\): weight 'weight': has no data attached"):
+        k5.run(Model(graph), np.zeros((1, 2), "f4"))
+
+
+def test_array_likes_keep_their_dtype_and_lists_take_the_declared_one():
+    class ComplexArrayLike:
+        dtype = np.dtype("complex64")
+
+        def __array__(self, dtype=None, copy=None):
+            return np.array([1 + 1j, 2], "c8")
+
+    graph = Graph(
+        nodes=[Node("act", "Relu", ["x"], ["y"])],
+        inputs=[TensorInfo("x", "float32", [2])],
+        outputs=[TensorInfo("y", "float32", [2])],
+    )
+    with pytest.raises(InputMismatchError, match=r"expects dtype float32\. Received: complex64"):
+        k5.run(Model(graph), {"x": ComplexArrayLike()})
+    out = k5.run(Model(graph), {"x": [1, -2]})["y"]
+    assert out.dtype == np.float32 and out.tolist() == [1.0, 0.0]

@@ -78,7 +78,7 @@ def _k5_to_onnx(args: argparse.Namespace) -> int:
     from k5.convert.onnx.verify import random_inputs, verify_onnx
     from k5.format.hdf5 import load
 
-    with load(args.source) as model:
+    with load(args.source, isolate=True) as model:  # an untrusted file is parsed in a child first
         proto = to_onnx(model, opset=args.opset)
         if not args.no_verify:
             inputs = None if model.validation is not None else random_inputs(model.graph.inputs, seed=args.seed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from k5.errors import K5Error, UnknownOpError
+from k5.errors import HostileSizeError, K5Error, UnknownOpError, UnsafeFileError
 from k5.format.model import Model
 
 __all__ = ["add_parser", "compare", "run", "validate_file"]
@@ -22,6 +22,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=None, help="absolute tolerance (default: the file's)")
     p.add_argument(
         "--strict", action="store_true", help="also fail when a weight has no checksum or the pair cannot be run"
+    )
+    p.add_argument(
+        "--no-isolate",
+        action="store_true",
+        help="parse the file in this process only (default: first in a resource-limited child process, so a file "
+        "crafted against the HDF5 library cannot hang or crash k5; see docs/security.md)",
     )
     return p
 
@@ -49,12 +55,23 @@ def compare(expected: Any, actual: Any, rtol: float, atol: float) -> tuple[bool,
 
 
 def validate_file(path: str, *, run_pair: bool = True, rtol: float | None = None, atol: float | None = None,
-                  strict: bool = False) -> tuple[bool, list[str]]:  # fmt: skip
-    """Run every check; return (passed, report lines)."""
-    from k5.format.hdf5 import load, verify_checksums
+                  strict: bool = False, isolate: bool = True) -> tuple[bool, list[str]]:  # fmt: skip
+    """Run every check; return (passed, report lines).
+
+    ``isolate``: parse and checksum the file in a resource-limited child process first
+    (:func:`k5.format.hdf5.check_untrusted`), then again here.
+    """
+    from k5.format.hdf5 import check_untrusted, load, verify_checksums
 
     lines: list[str] = []
     try:
+        if isolate:
+            try:
+                check_untrusted(path)
+            except (UnsafeFileError, HostileSizeError):
+                raise  # the file is not safe to parse here: stop at this line
+            except K5Error:
+                pass  # parsing it is safe; the in-process checks below report the problem one check at a time
         model = load(path, check=True)
     except K5Error as e:
         return False, [f"FAIL  file, schema and graph: {e}"]
@@ -111,7 +128,7 @@ def _run_pair(model: Model, rtol: float | None, atol: float | None, strict: bool
 
 def run(args: argparse.Namespace) -> int:
     passed, lines = validate_file(args.file, run_pair=not args.no_run, rtol=args.rtol, atol=args.atol,
-                                  strict=args.strict)  # fmt: skip
+                                  strict=args.strict, isolate=not args.no_isolate)  # fmt: skip
     print(f"{args.file}:")
     for line in lines:
         print("  " + line)

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from k5.errors import MissingWeightError
 from k5.format.dtypes import dtype_of, from_numpy
 
 __all__ = [
@@ -101,7 +102,7 @@ def weight_shape(value: Any) -> tuple[int, ...]:
 def as_array(value: Any) -> np.ndarray:
     """Materialise a weight value as a NumPy array (reads a lazy tensor)."""
     if isinstance(value, WeightSpec):
-        raise TypeError("a WeightSpec has no data attached")
+        raise MissingWeightError("has no data attached (a WeightSpec declaration only)")
     return np.asarray(value)
 
 

@@ -93,7 +93,10 @@ class Session:
                 if name:
                     sources.append(("edge", name))
                 elif spec.param and spec.name in node.weights and i < n_fixed:
-                    sources.append(("weight", as_array(node.weights[spec.name])))
+                    try:
+                        sources.append(("weight", as_array(node.weights[spec.name])))
+                    except K5Error as e:
+                        raise e.located(f"{node.label}: weight {spec.name!r}") from None
                 else:
                     sources.append(("none", None))
             plan.append(_Step(node, schema, attrs, sources, variadic))
@@ -189,7 +192,9 @@ def _bind_inputs(
             feeds[t.name] = value
             continue
         if not isinstance(value, np.ndarray):
-            value = np.asarray(value, dtype=dtype_of(t.dtype).numpy if t.dtype else None)
+            # an array-like keeps its own dtype (checked below); plain Python numbers and lists take the declared one
+            has_dtype = hasattr(value, "dtype")
+            value = np.asarray(value, dtype=None if has_dtype or not t.dtype else dtype_of(t.dtype).numpy)
         if t.dtype is not None and value.dtype != dtype_of(t.dtype).numpy:
             raise InputMismatchError(
                 f"input {t.name!r} expects dtype {t.dtype}. Received: {value.dtype} (cast it first)", where=where
