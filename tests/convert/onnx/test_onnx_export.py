@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -132,8 +134,13 @@ def test_external_data_beyond_threshold(tmp_path, monkeypatch) -> None:
     proto = to_onnx(model)
     path = tmp_path / "m.onnx"
     save_onnx(proto, path)
-    assert (tmp_path / "m.onnx.data").stat().st_size > 100
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2 and names[0] == "m.onnx" and re.fullmatch(r"m\.onnx\.[0-9a-f]{8}\.data", names[1]), names
+    assert (tmp_path / names[1]).stat().st_size > 100
+    # saving again writes a new data file before switching the .onnx over, then removes the old one
+    save_onnx(proto, path)
+    again = sorted(p.name for p in tmp_path.iterdir())
+    assert len(again) == 2 and again[1] != names[1], again
     loaded = onnx.load(str(path))
     assert any(
         t.data_location == onnx.TensorProto.EXTERNAL

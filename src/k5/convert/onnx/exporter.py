@@ -9,7 +9,9 @@ keeps the file runnable by older runtimes; an explicit ``opset`` is checked the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -592,8 +594,13 @@ def _complete_output_types(proto: Any) -> None:
 
 
 def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None = None) -> None:
-    """Write ``proto`` to ``path`` atomically; weights go to ``<name>.data`` beside it when they exceed
-    :data:`EXTERNAL_DATA_THRESHOLD` (or when ``external`` is True)."""
+    """Write ``proto`` to ``path`` atomically; weights go to a data file beside it when they exceed
+    :data:`EXTERNAL_DATA_THRESHOLD` (or when ``external`` is True).
+
+    The data file gets a name of its own per save (``<name>.<token>.data``) and is complete before the ``.onnx`` is
+    renamed into place, so a kill at any point leaves the old model with its old data, or the new model with its
+    new data; the old data file is removed after the switch.
+    """
     path = os.fspath(path)
     import onnx
 
@@ -602,28 +609,46 @@ def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None
         external = size > EXTERNAL_DATA_THRESHOLD
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    old_data = _external_locations(path)
+    location = ""
     try:
         if external:
             copy = onnx.ModelProto()
             copy.CopyFrom(proto)  # saving with external data rewrites the tensors it moves
-            proto = copy
-            location = os.path.basename(path) + ".data"
-            data_tmp = os.path.join(folder, f".{location}.tmp{os.getpid()}")
+            location = f"{os.path.basename(path)}.{secrets.token_hex(4)}.data"
             onnx.save_model(
-                proto, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                location=os.path.basename(data_tmp), size_threshold=0,
+                copy, tmp, save_as_external_data=True, all_tensors_to_one_file=True, location=location,
+                size_threshold=0,
             )  # fmt: skip
-            # the model names its data file; rename the data file to its final name and rewrite the reference
-            saved = onnx.load(tmp, load_external_data=False)
-            for t in saved.graph.initializer:
-                for entry in t.external_data:
-                    if entry.key == "location":
-                        entry.value = location
-            onnx.save_model(saved, tmp)
-            os.replace(data_tmp, os.path.join(folder, location))
         else:
             onnx.save_model(proto, tmp)
         os.replace(tmp, path)
+    except BaseException:
+        if location:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, location))
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    for stale in old_data - {location}:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, stale))
+
+
+def _external_locations(path: str) -> set[str]:
+    """The data files (plain names beside ``path``) that an existing ONNX file at ``path`` refers to."""
+    if not os.path.exists(path):
+        return set()
+    import onnx
+
+    try:
+        old = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001 - an unreadable old file simply has no data files to clean up
+        return set()
+    return {
+        e.value
+        for t in old.graph.initializer
+        for e in t.external_data
+        if e.key == "location" and os.path.basename(e.value) == e.value
+    }
