@@ -700,16 +700,29 @@ def _check_dataset(ds: Any, where: str, file_size: int) -> tuple[int | None, int
     """(contiguous data offset or None, stored bytes); refuses virtual/external data, foreign filters, shape bombs."""
     if not isinstance(ds, h5py.Dataset):
         raise FormatError(f"{where}: expected a dataset, found a {type(ds).__name__}")
+    offset, nbytes, _ = _check_dataset_id(ds.id, where, file_size)
+    return offset, nbytes
+
+
+def _check_dataset_id(
+    dsid: Any, where: str, file_size: int, itemsize: int | None = None
+) -> tuple[int | None, int, tuple[int, ...]]:
+    """:func:`_check_dataset` on a low-level ``DatasetID``: (offset or None, stored bytes, shape).
+
+    ``itemsize``: the element size when the caller already checked the HDF5 type (saves converting it to NumPy).
+    The low-level calls cost a fraction of h5py's high-level properties; a load runs this once per weight.
+    """
     try:
-        dcpl = ds.id.get_create_plist()
+        dcpl = dsid.get_create_plist()
         layout = dcpl.get_layout()
         if layout == h5py.h5d.VIRTUAL:
             raise UnsafeFileError(f"{where}: is a virtual dataset (it would read other files)")
         if dcpl.get_external_count() > 0:
             raise UnsafeFileError(f"{where}: stores its data in external files")
         filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
-        shape = ds.shape
-        itemsize = ds.dtype.itemsize
+        shape = dsid.get_space().get_simple_extent_dims()  # None: a null dataspace
+        if itemsize is None:
+            itemsize = dsid.dtype.itemsize
     except K5Error:
         raise
     except (OSError, RuntimeError, ValueError, TypeError) as e:
@@ -727,12 +740,12 @@ def _check_dataset(ds: Any, where: str, file_size: int) -> tuple[int | None, int
         )
     offset = None
     if layout == h5py.h5d.CONTIGUOUS and nbytes:
-        offset = ds.id.get_offset()
+        offset = dsid.get_offset()
         if offset is None:
             raise MissingWeightError(f"{where}: the dataset has no data written")
         if offset + nbytes > file_size:
             raise TruncatedFileError(f"{where}: data ends at byte {offset + nbytes}, beyond the {file_size}-byte file")
-    return (offset if not filters else None), nbytes
+    return (offset if not filters else None), nbytes, tuple(shape)
 
 
 def _dataset_dtype(ds: h5py.Dataset, where: str) -> DType:
@@ -771,6 +784,88 @@ def _bind_weight(source: _Source, h5path: str, spec: WeightSpec, where: str) -> 
             f"declared shape {list(spec.shape)}. Received: {list(ds.shape)} in {h5path!r}", where=where
         )
     return LazyTensor(source, h5path, d, tuple(spec.shape), offset, where)
+
+
+_WEIGHTS = "/model/weights/"
+
+
+def _bind_weights(source: _Source, entries: list[tuple[str, Node, str]]) -> None:
+    """Bind every declared weight (``weight_paths`` entries) to a lazy tensor, checked as :func:`_bind_weight` does.
+
+    The fast path: one walk of ``/model/weights`` lists every link and its kind (``H5Lvisit`` does not follow soft
+    or external links), then each weight's dataset is opened through hard links only and checked with low-level
+    calls. Anything unusual (a missing or non-hard link, a group where a dataset should be, a ``k5_dtype``
+    mismatch...) goes through :func:`_bind_weight`, which raises the precise error.
+    """
+    assert source.file is not None
+    links: dict[bytes, int] = {}
+    gid: Any = None
+    if entries:
+        group = _get(source.file, "model/weights", "the weights group", source.groups)
+        if isinstance(group, h5py.Group):
+            gid = group.id
+            try:
+                gid.links.visit(lambda name, info: links.__setitem__(name, info.type), info=True)
+            except (OSError, RuntimeError, ValueError, TypeError, KeyError):
+                links.clear()  # the slow path names the problem
+    for h5path, node, param in entries:
+        where = f"{node.label}: weight {param!r}"
+        spec = node.weights[param]
+        tensor = _bind_fast(source, gid, links, h5path, spec, where) if links else None
+        node.weights[param] = tensor if tensor is not None else _bind_weight(source, h5path, spec, where)
+
+
+def _bind_fast(
+    source: _Source, gid: Any, links: dict[bytes, int], h5path: str, spec: WeightSpec, where: str
+) -> LazyTensor | None:
+    """A lazy tensor for a weight whose path is all hard links and whose dataset matches its declaration; None
+    when anything differs (the caller then takes the slow path, which raises the precise error)."""
+    if not h5path.startswith(_WEIGHTS):
+        return None
+    try:
+        rel = h5path[len(_WEIGHTS) :].encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    end = rel.find(b"/")
+    while end != -1:
+        if links.get(rel[:end]) != h5py.h5l.TYPE_HARD:
+            return None
+        end = rel.find(b"/", end + 1)
+    if links.get(rel) != h5py.h5l.TYPE_HARD:
+        return None
+    try:
+        dsid = h5py.h5d.open(gid, rel)  # a group (or anything else) raises: the slow path names it
+        has_attr = h5py.h5a.exists(dsid, b"k5_dtype")
+        expected = None if has_attr else _native_h5_type(spec.dtype)
+        if expected is not None and not dsid.get_type().equal(expected):
+            return None
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError):
+        return None
+    if has_attr:
+        offset, _, shape = _check_dataset_id(dsid, where, source.size)
+        stored = _dataset_dtype(h5py.Dataset(dsid), where)  # the attribute's type is checked before reading it
+    elif expected is not None:  # the stored type is exactly the declared native one
+        stored = DTYPES[spec.dtype]
+        offset, _, shape = _check_dataset_id(dsid, where, source.size, stored.storage.itemsize)
+    else:
+        return None
+    if stored.name != spec.dtype or shape != tuple(spec.shape):
+        return None
+    return LazyTensor(source, h5path, stored, shape, offset, where)
+
+
+_H5_TYPES: dict[str, Any] = {}
+
+
+def _native_h5_type(name: str) -> Any:
+    """The HDF5 type h5py writes for a native k5 dtype (``float32`` -> IEEE_F32LE), or None (not native/unknown)."""
+    t = _H5_TYPES.get(name)
+    if t is None:
+        d = DTYPES.get(name)
+        if d is None or not d.native:
+            return None
+        t = _H5_TYPES[name] = h5py.h5t.py_create(d.storage)
+    return t
 
 
 def _bind_array(source: _Source, ds: Any, where: str) -> LazyTensor:
@@ -960,9 +1055,7 @@ def load(
         model = loads_network(raw or b"")
         model.path = name
         model.metadata = _read_metadata(f)
-        for h5path, node, param in list(weight_paths(model.graph)):
-            spec = node.weights[param]
-            node.weights[param] = _bind_weight(source, h5path, spec, f"{node.label}: weight {param!r}")
+        _bind_weights(source, list(weight_paths(model.graph)))
         model.validation = _read_validation(f, source)  # before the checks: its names must match the graph's
         if check:
             from k5.format.checks import check_model
