@@ -12,6 +12,7 @@ function (``_check_*``) so the loader's trust boundary is easy to audit and exte
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as _dt
 import hashlib
@@ -57,6 +58,7 @@ from k5.format.model import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "CopyOnWrite",
     "LazyDataset",
     "LazyTensor",
     "check_untrusted",
@@ -279,6 +281,47 @@ class LazyTensor:
 
     def __repr__(self) -> str:
         return f"LazyTensor({self.h5path!r}, {self.k5_dtype}{list(self.shape)})"
+
+
+class CopyOnWrite:
+    """Private, writable arrays of lazily loaded weights that share the file's pages until they are written.
+
+    An instance maps each file once more, privately (``mmap.ACCESS_COPY``: ``MAP_PRIVATE``); :meth:`array` returns
+    a view of that map. No byte is copied until a page is written, a write copies only that page into this
+    process's memory, and nothing ever reaches the file: the file, and the read-only maps behind
+    :meth:`LazyTensor.numpy` (what :func:`k5.run` reads), keep their bytes. Arrays handed out by one instance never
+    overlap (a dataset reached twice is copied the second time); arrays from two instances are independent, so use
+    one instance per hand-off (``k5.to_torch`` does). Values that cannot be mapped (compressed, ``bool``, a model
+    loaded with ``mmap=False`` or already closed) are copied; other values are returned as ``np.asarray`` gives them.
+    """
+
+    def __init__(self) -> None:
+        self._maps: dict[int, tuple[_Source, mmap.mmap, list[tuple[int, int]]]] = {}
+
+    def array(self, value: Any) -> np.ndarray:
+        """A writable array of ``value`` (a lazy tensor: a copy-on-write view where possible)."""
+        if not isinstance(value, LazyTensor):
+            return np.asarray(value)
+        t = value
+        src = t._source
+        if t.size == 0 or t._d.name == "bool" or t._mappable() is None or src.file is None:
+            return t.read()
+        entry = self._maps.get(id(src))
+        if entry is None:
+            try:
+                mm = mmap.mmap(src.file.id.get_vfd_handle(), 0, access=mmap.ACCESS_COPY)
+            except (OSError, ValueError, TypeError):
+                return t.read()
+            entry = self._maps[id(src)] = (src, mm, [])
+        _, mm, taken = entry
+        assert t._offset is not None
+        start, end = t._offset, t._offset + t.nbytes
+        i = bisect.bisect_left(taken, (start, end))
+        if (i > 0 and taken[i - 1][1] > start) or (i < len(taken) and taken[i][0] < end):
+            return t.read()  # overlaps an array already handed out: a private copy, so they cannot alias
+        taken.insert(i, (start, end))
+        flat = np.frombuffer(mm, dtype=t._d.storage, count=t.size, offset=start)
+        return _from_storage(flat.reshape(t.shape), t._d)
 
 
 class LazyDataset:

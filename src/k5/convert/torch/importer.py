@@ -28,6 +28,7 @@ import numpy as np
 
 from k5.convert.torch.registry import IMPORTERS
 from k5.errors import ConversionError, UnsupportedOpsError
+from k5.format.hdf5 import CopyOnWrite, LazyTensor
 from k5.format.model import Model, Node, as_array
 
 __all__ = ["Builder", "Const", "to_torch"]
@@ -60,6 +61,7 @@ class Builder:
         self.users: dict[str, int] = {}
         self.node: Node | None = None
         self.skip: set[str] = set()  # node ids already handled (folded recurrent chains)
+        self.cow = CopyOnWrite()  # memory-mapped weights are handed to torch without a copy (see weight_tensor)
 
     # -- module tree -------------------------------------------------------------------------------------------
     def _place(self, path: str, value: Any, kind: str) -> str:
@@ -167,9 +169,7 @@ class Builder:
     def weight(self, node: Node, name: str, index: int, ins: list[Any], *, required: bool = True) -> Any:
         """A parameter of ``node`` as a torch tensor: node-owned, or adopted from a Constant edge; else None."""
         if name in node.weights:
-            from k5.convert.torch.dtypes import from_numpy
-
-            return from_numpy(as_array(node.weights[name]))
+            return self.weight_tensor(node.weights[name])
         v = ins[index] if index < len(ins) else None
         if isinstance(v, Const) and v.fx is None and v.users <= 1:
             v.adopted = True
@@ -177,6 +177,14 @@ class Builder:
         if v is None and not required:
             return None
         return _NotStatic
+
+    def weight_tensor(self, value: Any) -> Any:
+        """A stored weight as a torch tensor. A memory-mapped weight is shared, not copied: the tensor views a
+        private copy-on-write map of the file, so training writes only into this process's pages, never the file
+        (and ``k5.run`` on the same loaded model keeps reading the file's bytes)."""
+        from k5.convert.torch.dtypes import from_numpy
+
+        return from_numpy(self.cow.array(value) if isinstance(value, LazyTensor) else as_array(value))
 
     def owns(self, node: Node, ins: list[Any], specs: Sequence[tuple[str, int, bool]]) -> dict[str, Any] | None:
         """Every listed (name, input index, required) parameter as a tensor, or None if one is a run-time edge."""
@@ -268,9 +276,7 @@ def to_torch(model: Model | str, *, trainable: bool = True) -> Any:
             continue
         b.node = nd
         if nd.op == "Constant":
-            from k5.convert.torch.dtypes import from_numpy
-
-            value = from_numpy(as_array(nd.weights["value"])) if "value" in nd.weights else None
+            value = b.weight_tensor(nd.weights["value"]) if "value" in nd.weights else None
             if value is None:
                 raise ConversionError("Constant without a 'value' weight", where=nd.label)
             trainable = trainable and value.is_floating_point() and value.numel() > 1
