@@ -61,7 +61,14 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+#: exact Python types json.loads produces -> JSON Schema type names (the fast path of _json_type)
+_JSON_TYPES = {type(None): "null", bool: "boolean", int: "integer", str: "string", list: "array", dict: "object"}
+
+
 def _json_type(value: Any) -> str:
+    name = _JSON_TYPES.get(type(value))
+    if name is not None:
+        return name
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -77,11 +84,6 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
-
-
-def _is_type(value: Any, wanted: str) -> bool:
-    actual = _json_type(value)
-    return actual == wanted or (wanted == "number" and actual == "integer")
 
 
 def _show(value: Any) -> str:
@@ -109,14 +111,19 @@ class _Validator:
     def __init__(self, root: dict[str, Any], *, allow_unknown_keys: bool) -> None:
         self.root = root
         self.allow_unknown_keys = allow_unknown_keys
+        self._refs: dict[str, Any] = {}  # "$ref" string -> the schema it names (resolved once)
+        self._accepted: dict[int, frozenset[str]] = {}  # id(schema with "type") -> the JSON types it accepts
 
     def resolve(self, s: Any) -> Any:
         while isinstance(s, dict) and "$ref" in s:
             ref = s["$ref"]
-            assert ref.startswith("#/"), ref
-            target: Any = self.root
-            for part in ref[2:].split("/"):
-                target = target[part]
+            target = self._refs.get(ref)
+            if target is None:
+                assert ref.startswith("#/"), ref
+                target = self.root
+                for part in ref[2:].split("/"):
+                    target = target[part]
+                self._refs[ref] = target
             s = target
         return s
 
@@ -159,26 +166,33 @@ class _Validator:
             return
         if s is False:
             raise SchemaError(f"{_fmt_path(path)}: not allowed here")
+        vt = _json_type(value)
         if "type" in s:
-            wanted = [s["type"]] if isinstance(s["type"], str) else s["type"]
-            if not any(_is_type(value, t) for t in wanted):
+            accepted = self._accepted.get(id(s))
+            if accepted is None:
+                declared = [s["type"]] if isinstance(s["type"], str) else s["type"]
+                accepted = self._accepted[id(s)] = frozenset(declared) | (
+                    {"integer"} if "number" in declared else frozenset()
+                )
+            if vt not in accepted:
+                wanted = [s["type"]] if isinstance(s["type"], str) else s["type"]
                 raise self.error(path, s.get("title", " or ".join(wanted)), value)
         if "enum" in s and not any(value == v and _json_type(value) == _json_type(v) for v in s["enum"]):
             choices = ", ".join(map(str, s["enum"]))
             raise self.error(path, f"{s.get('title', 'one of')} ({choices})", value)
         if "anyOf" in s:
             self.check_any(value, s["anyOf"], path, s.get("title"))
-        if isinstance(value, str):
+        if vt == "string":
             if len(value) < s.get("minLength", 0):
                 raise self.error(path, s.get("title", f"a string of at least {s['minLength']} characters"), value)
             if "pattern" in s and not re.search(s["pattern"], value):
                 raise self.error(path, f"a string matching {s['pattern']}", value)
-        if _json_type(value) in ("integer", "number") and "minimum" in s and value < s["minimum"]:
+        if vt in ("integer", "number") and "minimum" in s and value < s["minimum"]:
             raise self.error(path, f"a number >= {s['minimum']}", value)
-        if isinstance(value, list) and "items" in s:
+        if vt == "array" and "items" in s:
             for i, item in enumerate(value):
                 self.check(item, s["items"], (*path, i))
-        if isinstance(value, dict):
+        if vt == "object":
             self.check_object(value, s, path)
 
     def check_any(self, value: Any, options: list[Any], path: Path, title: str | None) -> None:
