@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import k5
+from _report import markdown_table
 from k5.format.model import Graph, Model, Node, TensorInfo
 
 PAGE = 4096
@@ -174,19 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
 
         print()
-        print(_table(["format", "open (s)", "full load (s)", "one tensor (s)"], rows))
+        print(markdown_table(["format", "open (s)", "full load (s)", "one tensor (s)"], rows))
         print()
-        print(_table(["format", "save (s)", "file (MB)"],
+        print(markdown_table(["format", "save (s)", "file (MB)"],
                      [[k, f"{t:.3f}", f"{size / 1e6:.1f}"] for k, (t, size) in saves.items()]))  # fmt: skip
     return 0
 
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    return "\n".join([line, sep, *body])
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 import k5
+from _report import markdown_table
 from k5.format.model import Graph, Model, Node, TensorInfo
 
 PAGE = 4096
@@ -213,17 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, weights in layouts.items():
             rows.extend(measure(name, weights, tmp, repeat))
     print()
-    print(_table(["layout", "format", "open (ms)", "open per tensor (us)", "full load (ms)",
+    print(markdown_table(["layout", "format", "open (ms)", "open per tensor (us)", "full load (ms)",
                   "k5 / this: open / full"], rows))  # fmt: skip
     return 0
 
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    return "\n".join([line, sep, *body])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from k5.convert.naming import unique_name
 from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
@@ -67,12 +68,7 @@ class _Exporter:
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.names:
-            n += 1
-            name = f"{base}_{n}"
-        self.names.add(name)
-        return name
+        return unique_name(base, self.names)
 
     def tensor(self, value: Any, name: str) -> Any:
         from onnx import numpy_helper

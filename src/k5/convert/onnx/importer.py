@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from k5.convert.naming import unique_name
 from k5.convert.onnx.scan8 import scan8_as_loop
 from k5.convert.onnx.tables import (
     ATTR_VALUE_RENAMES,
@@ -130,12 +131,7 @@ class _Importer:
 
     # -- values ------------------------------------------------------------------------------------------------
     def fresh(self, base: str) -> str:
-        name, n = base, 1
-        while name in self.names:
-            n += 1
-            name = f"{base}_{n}"
-        self.names.add(name)
-        return name
+        return unique_name(base, self.names)
 
     def dtype(self, elem_type: int) -> str | None:
         if elem_type == 0:

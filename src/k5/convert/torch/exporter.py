@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from k5.convert.naming import unique_name
 from k5.convert.torch.dtypes import k5_dtype, to_numpy
 from k5.convert.torch.registry import ATEN_EXPORTERS, MODULE_EXPORTERS
 from k5.errors import ConversionError, UnsupportedOpsError
@@ -119,20 +120,10 @@ class Exporter:
     def new_id(self, base: str, *, owner: bool = False) -> str:
         """A unique node id from ``base``; ids reserved for parameters/buffers need ``owner=True``."""
         base = _ID_BAD.sub("_", base.strip(".")) or "node"
-        candidate, n = base, 1
-        while candidate in self.ids or (candidate in self.reserved and not owner):
-            n += 1
-            candidate = f"{base}_{n}"
-        self.ids.add(candidate)
-        return candidate
+        return unique_name(base, self.ids, refused=None if owner else self.reserved.__contains__)
 
     def new_name(self, base: str) -> str:
-        candidate, n = base, 1
-        while candidate in self.names:
-            n += 1
-            candidate = f"{base}_{n}"
-        self.names.add(candidate)
-        return candidate
+        return unique_name(base, self.names)
 
     def scoped(self, what: str) -> str:
         return f"{self.scope}.{what}" if self.scope else what
