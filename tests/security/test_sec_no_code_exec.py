@@ -73,6 +73,7 @@ CHILD = textwrap.dedent(
             if event == "open" and args and (str(args[0]) == path or str(args[0]).startswith(PACKAGE)):
                 return  # the model file itself, and k5's own resources (the JSON Schema)
             events.append([event, repr(args)[:200]])
+    k5.format.network.schema()  # k5's own JSON Schema: read (and its stdlib readers imported) before watching
     sys.addaudithook(hook)
     with k5.load(path) as model:
         for w in model.weights().values():
