@@ -10,19 +10,16 @@ and one-tensor load (open + one tensor, every page of it touched). Medians over 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import k5
-from _report import markdown_table
+from _common import markdown_table, timed
 from k5.format.model import Graph, Model, Node, TensorInfo
 
 PAGE = 4096
@@ -46,15 +43,6 @@ def k5_model(weights: dict[str, np.ndarray]) -> Model:
     return Model(Graph(nodes, [], [TensorInfo(name, "float32", list(w.shape)) for name, w in weights.items()]))
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-        del result
-    return statistics.median(times)
 
 
 # --- the formats -----------------------------------------------------------------------------------------------

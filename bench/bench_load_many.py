@@ -18,19 +18,16 @@ Ratios are k5 / other: below 1 means k5 is faster. On a shared machine trust the
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import k5
-from _report import markdown_table
+from _common import markdown_table, timed
 from k5.format.model import Graph, Model, Node, TensorInfo
 
 PAGE = 4096
@@ -101,15 +98,6 @@ def k5_model(weights: dict[str, np.ndarray]) -> Model:
 
 
 # --- timing ----------------------------------------------------------------------------------------------------
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-        del result
-    return statistics.median(times)
 
 
 def k5_cases(path: str) -> dict[str, Callable[[], Any]]:

@@ -335,19 +335,23 @@ def convolution(cx: Exporter, n: Any) -> Any:
     return _conv(cx, n, bool(args(n)["transposed"]))
 
 
-@reg("_native_batch_norm_legit_no_training.default", produces=["BatchNormalization"])
-def batch_norm_no_training(cx: Exporter, n: Any) -> Any:
-    a = args(n)
+def _channel_affine(cx: Exporter, a: dict[str, Any]) -> list[str]:
+    """The per-channel scale and bias of a norm op; absent ones become ones and zeros."""
     c = cx.fake(a["input"]).shape[1]
-    ins = [
-        cx.t(a["input"]),
+    return [
         cx.t(a["weight"]) if a["weight"] is not None else cx.const(np.ones(c, np.float32), cx.scoped("scale")),
         cx.t(a["bias"]) if a["bias"] is not None else cx.const(np.zeros(c, np.float32), cx.scoped("bias")),
-        cx.t(a["running_mean"]),
-        cx.t(a["running_var"]),
     ]
-    y = cx.add1("BatchNormalization", ins, attrs={"epsilon": float(a["eps"])})
-    return [y, None, None]
+
+
+def _batch_norm(cx: Exporter, a: dict[str, Any]) -> str:
+    ins = [cx.t(a["input"]), *_channel_affine(cx, a), cx.t(a["running_mean"]), cx.t(a["running_var"])]
+    return cx.add1("BatchNormalization", ins, attrs={"epsilon": float(a["eps"])})
+
+
+@reg("_native_batch_norm_legit_no_training.default", produces=["BatchNormalization"])
+def batch_norm_no_training(cx: Exporter, n: Any) -> Any:
+    return [_batch_norm(cx, args(n)), None, None]
 
 
 @reg("batch_norm.default", produces=["BatchNormalization"])
@@ -355,15 +359,7 @@ def batch_norm(cx: Exporter, n: Any) -> Any:
     a = args(n)
     if a["training"] or a["running_mean"] is None:
         raise ConversionError("batch_norm with batch statistics (training=True) cannot be exported")
-    c = cx.fake(a["input"]).shape[1]
-    ins = [
-        cx.t(a["input"]),
-        cx.t(a["weight"]) if a["weight"] is not None else cx.const(np.ones(c, np.float32), cx.scoped("scale")),
-        cx.t(a["bias"]) if a["bias"] is not None else cx.const(np.zeros(c, np.float32), cx.scoped("bias")),
-        cx.t(a["running_mean"]),
-        cx.t(a["running_var"]),
-    ]
-    return cx.add1("BatchNormalization", ins, attrs={"epsilon": float(a["eps"])})
+    return _batch_norm(cx, a)
 
 
 @reg("layer_norm.default", produces=["LayerNormalization"])
@@ -381,12 +377,7 @@ def layer_norm(cx: Exporter, n: Any) -> Any:
 @reg("group_norm.default", produces=["GroupNormalization"])
 def group_norm(cx: Exporter, n: Any) -> Any:
     a = args(n)
-    c = cx.fake(a["input"]).shape[1]
-    ins = [
-        cx.t(a["input"]),
-        cx.t(a["weight"]) if a["weight"] is not None else cx.const(np.ones(c, np.float32), cx.scoped("scale")),
-        cx.t(a["bias"]) if a["bias"] is not None else cx.const(np.zeros(c, np.float32), cx.scoped("bias")),
-    ]
+    ins = [cx.t(a["input"]), *_channel_affine(cx, a)]
     return cx.add1("GroupNormalization", ins, attrs={"num_groups": int(a["group"]), "epsilon": float(a["eps"])})
 
 
