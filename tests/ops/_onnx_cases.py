@@ -11,20 +11,12 @@ import functools
 import numpy as np
 import pytest
 
-#: cases that fail for a reason outside the kernels they exercise: case name -> reason
-KNOWN: dict[str, str] = {
-    f"test_attention_{name}_expanded": "the expanded (function-body) form runs the primitive kernels, which evaluate "
-    "each stage in the half type; ONNX computed these expected outputs differently (the Attention kernel itself "
-    "passes the same case)"
-    for name in (
-        "4d_causal_bf16",
-        "4d_causal_fp16",
-        "4d_padded_kv_bf16",
-        "4d_causal_padded_kv_bf16",
-        "4d_attn_mask_causal_bf16",
-        "3d_causal_bf16",
-    )
-}
+
+def _known() -> dict[str, str]:
+    """Cases known to fail on the k5 path (the conformance library's table): case name -> reason."""
+    from k5.convert.onnx.conformance import KNOWN_FAILURES
+
+    return {name: why for name, (paths, why) in KNOWN_FAILURES.items() if "k5" in paths}
 
 
 @functools.cache
@@ -61,6 +53,7 @@ def check_case(case) -> None:
         return
     if status == "unsupported":
         pytest.skip(f"outside k5: {detail}")
-    if case.name in KNOWN:
-        pytest.xfail(KNOWN[case.name])
+    known = _known()
+    if case.name in known:
+        pytest.xfail(known[case.name])
     pytest.fail(f"{status}: {detail}")

@@ -75,6 +75,24 @@ class Result:
     missing: tuple[str, ...] = ()  # what k5 lacks (ops, element types) when unsupported
 
 
+#: case -> (paths on which it is known to fail, why). Shared by the conformance test and the op-family tests.
+KNOWN_FAILURES: dict[str, tuple[tuple[str, ...], str]] = {
+    f"test_attention_{name}_expanded": (
+        ("k5",),
+        "expanded (function-body) Attention in bfloat16/float16: the primitive kernels evaluate each stage in the "
+        "half type, ONNX computed the expected outputs differently (the Attention kernel itself passes the same case)",
+    )
+    for name in (
+        "4d_causal_bf16",
+        "4d_causal_fp16",
+        "4d_padded_kv_bf16",
+        "4d_causal_padded_kv_bf16",
+        "4d_attn_mask_causal_bf16",
+        "3d_causal_bf16",
+    )
+}
+
+
 @functools.cache
 def _collected() -> tuple[Any, ...]:
     """ONNX's node test cases, built once per process (building them takes several seconds)."""
