@@ -9,21 +9,10 @@ k5 and run by both runtimes on the same input; the table gives the median time p
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 
-
-def _median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from _common import timed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         opts.intra_op_num_threads = args.threads
         sess = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         k5_session = Session(from_onnx(proto))
+        # the accuracy check also warms both runtimes up before timing
         diff = float(np.abs(k5_session.run({"x": x})["y"] - sess.run(None, {"x": x})[0]).max())
-        t_ort = _median_seconds(lambda s=sess, x=x: s.run(None, {"x": x}), args.repeat)
-        t_k5 = _median_seconds(lambda s=k5_session, x=x: s.run({"x": x}), args.repeat)
+        t_ort = timed(lambda s=sess, x=x: s.run(None, {"x": x}), args.repeat)
+        t_k5 = timed(lambda s=k5_session, x=x: s.run({"x": x}), args.repeat)
         rows.append((name, "x".join(map(str, shape)), t_k5, t_ort, diff))
 
     print(f"median of {args.repeat} runs after one warm-up; onnxruntime {ort.__version__}, CPU")

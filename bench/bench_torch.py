@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import statistics
 import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from typing import Any
+
+from _common import timed
 
 
 def resnet50() -> Any:
@@ -72,15 +71,6 @@ def resnet50() -> Any:
     return ResNet50
 
 
-def _median(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _table(title: str, rows: list[tuple[str, float]], base: float) -> None:
     print(f"\n{title}")
     print(f"| {'what':<58} | {'median s':>9} | {'vs first':>8} |")
@@ -118,9 +108,9 @@ def bench_resnet(repeat: int, workdir: str) -> None:
         k5.from_torch(model, (x,), validation=False)
 
     rows = [
-        ("k5.from_torch + k5.save", _median(k5_export, repeat)),
-        ("  of which k5.from_torch (no validation pair)", _median(k5_export_only, repeat)),
-        ("torch.onnx.export (TorchScript exporter, in memory)", _median(onnx_export, repeat)),
+        ("k5.from_torch + k5.save", timed(k5_export, repeat)),
+        ("  of which k5.from_torch (no validation pair)", timed(k5_export_only, repeat)),
+        ("torch.onnx.export (TorchScript exporter, in memory)", timed(onnx_export, repeat)),
     ]
     _table("Export (same model, same run)", rows, rows[0][1])
     print(f"file sizes: k5 {os.path.getsize(k5_path) / 1e6:.1f} MB, onnx {len(onnx_buf.getvalue()) / 1e6:.1f} MB")
@@ -147,10 +137,10 @@ def bench_resnet(repeat: int, workdir: str) -> None:
         return m.eval()
 
     rows = [
-        ("k5.load + k5.to_torch (module ready to run)", _median(k5_load, repeat)),
-        ("torch.load(state_dict, weights_only=True) only", _median(torch_load_sd, repeat)),
-        ("build ResNet50() + torch.load + load_state_dict", _median(torch_load_into_model, repeat)),
-        ("build on meta + torch.load + load_state_dict(assign=True)", _median(torch_load_into_meta_model, repeat)),
+        ("k5.load + k5.to_torch (module ready to run)", timed(k5_load, repeat)),
+        ("torch.load(state_dict, weights_only=True) only", timed(torch_load_sd, repeat)),
+        ("build ResNet50() + torch.load + load_state_dict", timed(torch_load_into_model, repeat)),
+        ("build on meta + torch.load + load_state_dict(assign=True)", timed(torch_load_into_meta_model, repeat)),
     ]
     _table("Load into a runnable torch module", rows, rows[0][1])
     with torch.no_grad():
