@@ -22,11 +22,14 @@ def _unsupported(what: str) -> ConversionError:
     return ConversionError(f"{what} is not supported by the k5 exporter")
 
 
+def _weight_and_bias(mod: Any) -> dict[str, Any]:
+    """A layer's ``weight`` and, when it has one, its ``bias`` (the k5 parameter names are PyTorch's)."""
+    return {"weight": mod.weight} if mod.bias is None else {"weight": mod.weight, "bias": mod.bias}
+
+
 @MODULE_EXPORTERS.register(f"{_NN}.linear.Linear", f"{_NN}.linear.NonDynamicallyQuantizableLinear", produces=["Linear"])
 def linear(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: list[bool]) -> list[Any]:
-    w = {"weight": mod.weight}
-    if mod.bias is not None:
-        w["bias"] = mod.bias
+    w = _weight_and_bias(mod)
     return [cx.add1("Linear", [cx.t(p["input"])], weights=w, id=fqn)]
 
 
@@ -60,9 +63,7 @@ def conv(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: list[bool]) 
         pads = [0, 0, *begin, 0, 0, *end]
         x = cx.add1("Pad", [x, cx.ints(pads)], attrs={"mode": _PAD_MODES[mod.padding_mode]}, id=f"{fqn}.pad")
         begin, end = [0] * nd, [0] * nd
-    w = {"weight": mod.weight}
-    if mod.bias is not None:
-        w["bias"] = mod.bias
+    w = _weight_and_bias(mod)
     attrs = {
         "kernel_shape": list(mod.kernel_size),
         "strides": list(mod.stride),
@@ -83,9 +84,7 @@ def conv_transpose(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: li
     nd = len(mod.kernel_size)
     if cx.rank(p["input"]) != nd + 2:
         raise _unsupported(f"a ConvTranspose{nd}d input of rank {cx.rank(p['input'])} (unbatched)")
-    w = {"weight": mod.weight}
-    if mod.bias is not None:
-        w["bias"] = mod.bias
+    w = _weight_and_bias(mod)
     attrs = {
         "kernel_shape": list(mod.kernel_size),
         "strides": list(mod.stride),
