@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from k5.convert.torch.importer import Builder, Const
-from k5.convert.torch.registry import IMPORTERS
+from k5.convert.torch.importer import Attrs, Builder, Const
+from k5.convert.torch.registry import register_builder
 from k5.errors import ConversionError
 from k5.format.model import Node
 
@@ -26,8 +26,7 @@ _TORCH_DTYPES = frozenset({
 })  # fmt: skip
 
 
-def reg(*ops: str, how: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return IMPORTERS.register(*ops, produces=[how] if how else [])
+reg = register_builder
 
 
 def _unsupported(node: Node, what: str) -> ConversionError:
@@ -355,7 +354,7 @@ def _k5_rnn(mod: Any, x: Any, h0: Any, c0: Any, layout: int, n_dir: int, kind: s
 
 # --- simple maps ----------------------------------------------------------------------------------------------------
 def _simple(fn_name: str, nargs: int = 1) -> Callable[..., Any]:
-    def build(b: Builder, node: Node, ins: list[Any]) -> Any:
+    def build(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
         import torch
 
         fn = _resolve(torch, fn_name)
@@ -400,22 +399,22 @@ for _op, _fn, _n in [
 
 
 @reg("Identity", "Dropout", how="identity")
-def identity(b: Builder, node: Node, ins: list[Any]) -> Any:
+def identity(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     return [ins[0], None] if node.op == "Dropout" else ins[0]
 
 
 @reg("Div", how="torch.div")
-def div(b: Builder, node: Node, ins: list[Any]) -> Any:
+def div(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     return b.call(_k5_div, ins[0], ins[1])
 
 
 @reg("Mod", how="torch.remainder / torch.fmod")
-def mod(b: Builder, node: Node, ins: list[Any]) -> Any:
-    return b.call(_k5_mod, ins[0], ins[1], int(node.attrs.get("fmod", 0)))
+def mod(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    return b.call(_k5_mod, ins[0], ins[1], attrs["fmod"])
 
 
 @reg("Max", "Min", "Sum", "Mean", how="torch.maximum / minimum / add")
-def variadic(b: Builder, node: Node, ins: list[Any]) -> Any:
+def variadic(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     fn = {"Max": torch.maximum, "Min": torch.minimum, "Sum": torch.add, "Mean": torch.add}[node.op]
@@ -428,48 +427,48 @@ def variadic(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("LeakyRelu", how="nnf.leaky_relu")
-def leaky_relu(b: Builder, node: Node, ins: list[Any]) -> Any:
+def leaky_relu(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch.nn.functional as nnf
 
-    return b.call(nnf.leaky_relu, ins[0], float(node.attrs.get("alpha", 0.01)))
+    return b.call(nnf.leaky_relu, ins[0], attrs["alpha"])
 
 
 @reg("Elu", how="nnf.elu")
-def elu(b: Builder, node: Node, ins: list[Any]) -> Any:
+def elu(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch.nn.functional as nnf
 
-    return b.call(nnf.elu, ins[0], float(node.attrs.get("alpha", 1.0)))
+    return b.call(nnf.elu, ins[0], attrs["alpha"])
 
 
 @reg("HardSigmoid", how="clamp(alpha*x+beta)")
-def hard_sigmoid(b: Builder, node: Node, ins: list[Any]) -> Any:
-    return b.call(_k5_hard_sigmoid, ins[0], float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5)))
+def hard_sigmoid(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    return b.call(_k5_hard_sigmoid, ins[0], attrs["alpha"], attrs["beta"])
 
 
 @reg("Gelu", how="nnf.gelu")
-def gelu(b: Builder, node: Node, ins: list[Any]) -> Any:
+def gelu(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch.nn.functional as nnf
 
-    return b.call(nnf.gelu, ins[0], approximate=str(node.attrs.get("approximate", "none")))
+    return b.call(nnf.gelu, ins[0], approximate=attrs["approximate"])
 
 
 @reg("Softmax", "LogSoftmax", how="torch.softmax / log_softmax")
-def softmax(b: Builder, node: Node, ins: list[Any]) -> Any:
+def softmax(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     fn = torch.softmax if node.op == "Softmax" else torch.log_softmax
-    return b.call(fn, ins[0], int(node.attrs.get("axis", -1)))
+    return b.call(fn, ins[0], attrs["axis"])
 
 
 @reg("Clip", how="torch.clamp")
-def clip(b: Builder, node: Node, ins: list[Any]) -> Any:
+def clip(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     lo = _scalar(ins[1]) if len(ins) > 1 else None
     hi = _scalar(ins[2]) if len(ins) > 2 else None
     return b.call(_k5_clip, ins[0], lo, hi)
 
 
 @reg("PRelu", how="nn.PReLU")
-def prelu(b: Builder, node: Node, ins: list[Any]) -> Any:
+def prelu(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     w = b.owns(node, ins, [("slope", 1, True)])
@@ -490,16 +489,15 @@ def prelu(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("Cast", "CastLike", how="Tensor.to")
-def cast(b: Builder, node: Node, ins: list[Any]) -> Any:
+def cast(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     if node.op == "CastLike":
         return b.call(torch.Tensor.type_as, ins[0], ins[1])
-    to = node.attrs.get("to")
-    name = str(to)
-    if name not in _TORCH_DTYPES:
+    to = attrs["to"]
+    if to not in _TORCH_DTYPES:
         raise _unsupported(node, f"Cast to {to!r}")
-    return b.call(_k5_cast, ins[0], getattr(torch, name))
+    return b.call(_k5_cast, ins[0], getattr(torch, to))
 
 
 # --- linear algebra ---------------------------------------------------------------------------------------------------
@@ -516,7 +514,7 @@ def _meta_module(factory: Callable[[], Any], state: dict[str, Any]) -> Any:
 
 
 @reg("Linear", how="nn.Linear")
-def linear(b: Builder, node: Node, ins: list[Any]) -> Any:
+def linear(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     w = b.owns(node, ins, [("weight", 1, True), ("bias", 2, False)])
@@ -531,12 +529,10 @@ def linear(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("Gemm", how="nn.Linear (transB=1) / matmul")
-def gemm(b: Builder, node: Node, ins: list[Any]) -> Any:
+def gemm(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    a = node.attrs
-    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-    ta, tb = int(a.get("transA", 0)), int(a.get("transB", 0))
+    alpha, beta, ta, tb = attrs["alpha"], attrs["beta"], attrs["transA"], attrs["transB"]
     w = b.owns(node, ins, [("B", 1, True), ("C", 2, False)])
     if w is not None and alpha == 1.0 and beta == 1.0 and not ta and (w["C"] is None or w["C"].dim() <= 1):
         weight = w["B"] if tb else w["B"].t().contiguous()
@@ -563,36 +559,35 @@ def gemm(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("Einsum", how="torch.einsum")
-def einsum(b: Builder, node: Node, ins: list[Any]) -> Any:
+def einsum(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    return b.call(torch.einsum, str(node.attrs["equation"]), *ins)
+    return b.call(torch.einsum, attrs["equation"], *ins)
 
 
 # --- convolution ------------------------------------------------------------------------------------------------------
-def _conv_attrs(node: Node, nd: int) -> tuple[list[int], list[int], list[int], int]:
-    a = node.attrs
-    if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise _unsupported(node, f"auto_pad={a['auto_pad']!r} (use explicit pads)")
-    strides = list(a.get("strides") or [1] * nd)
-    pads = list(a.get("pads") or [0] * (2 * nd))
-    dil = list(a.get("dilations") or [1] * nd)
-    return strides, pads, dil, int(a.get("group", 1))
+def _conv_attrs(node: Node, attrs: Attrs, nd: int) -> tuple[list[int], list[int], list[int], int]:
+    if attrs["auto_pad"] not in ("NOTSET", "VALID"):
+        raise _unsupported(node, f"auto_pad={attrs['auto_pad']!r} (use explicit pads)")
+    strides: list[int] = attrs["strides"] or [1] * nd  # absent: 1 per spatial axis of the weight's rank
+    pads: list[int] = attrs["pads"] or [0] * (2 * nd)
+    dil: list[int] = attrs["dilations"] or [1] * nd
+    return strides, pads, dil, attrs["group"]
 
 
 @reg("Conv", how="nn.Conv1d/2d/3d")
-def conv(b: Builder, node: Node, ins: list[Any]) -> Any:
+def conv(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     w = b.owns(node, ins, [("weight", 1, True), ("bias", 2, False)])
     if w is None:
         wt = ins[1]
-        nd = len(node.attrs.get("kernel_shape") or []) or (wt.value.dim() - 2 if isinstance(wt, Const) else 2)
-        strides, pads, dil, group = _conv_attrs(node, nd)
+        nd = len(attrs["kernel_shape"] or []) or (wt.value.dim() - 2 if isinstance(wt, Const) else 2)
+        strides, pads, dil, group = _conv_attrs(node, attrs, nd)
         return b.call(_k5_conv, ins[0], ins[1], ins[2] if len(ins) > 2 else None, strides, pads, dil, group)
     weight, bias = w["weight"], w["bias"]
     nd = weight.dim() - 2
-    strides, pads, dil, group = _conv_attrs(node, nd)
+    strides, pads, dil, group = _conv_attrs(node, attrs, nd)
     x = ins[0]
     if pads[:nd] != pads[nd:]:
         x = b.call(torch.nn.functional.pad, x, _torch_pads(pads, nd))
@@ -610,17 +605,16 @@ def conv(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("ConvTranspose", how="nn.ConvTranspose1d/2d/3d")
-def conv_transpose(b: Builder, node: Node, ins: list[Any]) -> Any:
+def conv_transpose(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    a = node.attrs
-    if a.get("output_shape"):
+    if attrs["output_shape"]:
         raise _unsupported(node, "ConvTranspose with output_shape")
     w = b.owns(node, ins, [("weight", 1, True), ("bias", 2, False)])
     wt = w["weight"] if w is not None else (ins[1].value if isinstance(ins[1], Const) else None)
-    nd = len(a.get("kernel_shape") or []) or (wt.dim() - 2 if wt is not None else 2)
-    strides, pads, dil, group = _conv_attrs(node, nd)
-    out_pad = list(a.get("output_padding") or [0] * nd)
+    nd = len(attrs["kernel_shape"] or []) or (wt.dim() - 2 if wt is not None else 2)
+    strides, pads, dil, group = _conv_attrs(node, attrs, nd)
+    out_pad: list[int] = attrs["output_padding"] or [0] * nd
     if pads[:nd] != pads[nd:]:
         raise _unsupported(node, f"ConvTranspose with asymmetric pads {pads}")
     if w is None:
@@ -665,11 +659,11 @@ class _AnyRankBatchNorm:
 
 
 @reg("BatchNormalization", how="nn.BatchNorm (eval statistics)")
-def batch_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
+def batch_norm(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    eps = float(node.attrs.get("epsilon", 1e-5))
-    if node.attrs.get("training_mode", 0):
+    eps = attrs["epsilon"]
+    if attrs["training_mode"]:
         raise _unsupported(node, "BatchNormalization with training_mode=1")
     specs = [("scale", 1, True), ("bias", 2, True), ("mean", 3, True), ("var", 4, True)]
     w = b.owns(node, ins, specs)
@@ -685,11 +679,10 @@ def batch_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("LayerNormalization", how="nn.LayerNorm")
-def layer_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
+def layer_norm(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    axis = int(node.attrs.get("axis", -1))
-    eps = float(node.attrs.get("epsilon", 1e-5))
+    axis, eps = attrs["axis"], attrs["epsilon"]
     w = b.owns(node, ins, [("scale", 1, True), ("bias", 2, False)])
     if w is not None and axis < 0 and w["scale"].dim() == -axis:
         scale, bias = w["scale"], w["bias"]
@@ -706,11 +699,10 @@ def layer_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("RMSNormalization", how="nn.RMSNorm")
-def rms_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
+def rms_norm(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    axis = int(node.attrs.get("axis", -1))
-    eps = float(node.attrs.get("epsilon", 1e-5))
+    axis, eps = attrs["axis"], attrs["epsilon"]
     w = b.owns(node, ins, [("scale", 1, True)])
     if w is None or axis >= 0 or w["scale"].dim() != -axis:
         raise _unsupported(node, "RMSNormalization with a run-time or broadcast scale")
@@ -720,15 +712,15 @@ def rms_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("GroupNormalization", "InstanceNormalization", how="nn.GroupNorm")
-def group_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
+def group_norm(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    eps = float(node.attrs.get("epsilon", 1e-5))
+    eps = attrs["epsilon"]
     w = b.owns(node, ins, [("scale", 1, True), ("bias", 2, True)])
     if w is None:
         raise _unsupported(node, f"{node.op} with run-time scale/bias")
     c = w["scale"].numel()
-    groups = c if node.op == "InstanceNormalization" else int(node.attrs["num_groups"])
+    groups = c if node.op == "InstanceNormalization" else attrs["num_groups"]
     if node.op == "GroupNormalization" and c != w["bias"].numel():
         raise _unsupported(node, "GroupNormalization with per-group scale (ONNX opset < 21 form)")
     state = {"weight": w["scale"], "bias": w["bias"]}
@@ -737,7 +729,7 @@ def group_norm(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("Embedding", how="nn.Embedding")
-def embedding(b: Builder, node: Node, ins: list[Any]) -> Any:
+def embedding(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     w = b.owns(node, ins, [("weight", 1, True)])
@@ -752,7 +744,7 @@ def embedding(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 # --- attention --------------------------------------------------------------------------------------------------------
 @reg("MultiHeadAttention", how="nn.MultiheadAttention")
-def multi_head_attention(b: Builder, node: Node, ins: list[Any]) -> Any:
+def multi_head_attention(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     names = ["q_weight", "k_weight", "v_weight", "q_bias", "k_bias", "v_bias", "out_weight", "out_bias"]
@@ -760,11 +752,10 @@ def multi_head_attention(b: Builder, node: Node, ins: list[Any]) -> Any:
     w = b.owns(node, ins, specs)
     if w is None:
         raise _unsupported(node, "MultiHeadAttention with run-time weights")
-    heads = int(node.attrs["num_heads"])
-    causal = int(node.attrs.get("causal", 0))
+    heads, causal = attrs["num_heads"], attrs["causal"]
     e, kdim, vdim = w["q_weight"].shape[0], w["k_weight"].shape[1], w["v_weight"].shape[1]
-    scale = node.attrs.get("scale")
-    if scale is not None and not math.isclose(float(scale), 1.0 / math.sqrt(e // heads), rel_tol=1e-6):
+    scale = attrs["scale"]
+    if scale is not None and not math.isclose(scale, 1.0 / math.sqrt(e // heads), rel_tol=1e-6):
         raise _unsupported(node, f"MultiHeadAttention with scale={scale}")
     has_bias = any(w[n] is not None for n in ("q_bias", "k_bias", "v_bias", "out_bias"))
     dt = w["q_weight"].dtype
@@ -817,54 +808,52 @@ def _torch_rnn_state(kind: str, w: dict[str, Any], layer: int, n_dir: int, hidde
     return state
 
 
-def _rnn_config(node: Node) -> tuple[int, int, int, str]:
-    a = node.attrs
-    hidden = int(a["hidden_size"])
-    direction = a.get("direction", "forward")
+def _rnn_config(node: Node, attrs: Attrs) -> tuple[int, str]:
+    """(number of directions, activation) of a recurrent node; refuses what PyTorch's layers cannot run."""
+    direction = attrs["direction"]
     if direction == "reverse":
         raise _unsupported(node, "direction='reverse'")
-    if a.get("clip") is not None or a.get("input_forget", 0):
+    if attrs["clip"] is not None or attrs.get("input_forget"):  # input_forget: LSTM only
         raise _unsupported(node, "clip / input_forget")
-    if node.op == "GRU" and int(a.get("linear_before_reset", 0)) != 1:
+    if node.op == "GRU" and attrs["linear_before_reset"] != 1:
         raise _unsupported(node, "GRU with linear_before_reset=0 (PyTorch's GRU applies the reset after)")
     act = "tanh"
+    given = attrs["activations"]
     if node.op == "RNN":
-        acts = [s.lower() for s in (a.get("activations") or ["Tanh"])]
+        acts = [s.lower() for s in (given or ["Tanh"])]  # absent: ONNX's per-op default
         if len(set(acts)) != 1 or acts[0] not in ("tanh", "relu"):
             raise _unsupported(node, f"RNN activations {acts}")
         act = acts[0]
-    elif a.get("activations"):
+    elif given:
         defaults = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"]}[node.op]
-        acts = [s.lower() for s in a["activations"]]
-        if acts not in (defaults, defaults * 2):
-            raise _unsupported(node, f"{node.op} activations {a['activations']}")
-    return hidden, 2 if direction == "bidirectional" else 1, int(a.get("layout", 0)), act
+        if [s.lower() for s in given] not in (defaults, defaults * 2):
+            raise _unsupported(node, f"{node.op} activations {given}")
+    return 2 if direction == "bidirectional" else 1, act
+
+
+_RNN_WEIGHTS = [("W", 1, True), ("R", 2, True), ("B", 3, False)]
 
 
 @reg("LSTM", "GRU", "RNN", how="nn.LSTM / nn.GRU / nn.RNN")
-def rnn(b: Builder, node: Node, ins: list[Any]) -> Any:
+def rnn(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    hidden, n_dir, layout, act = _rnn_config(node)
+    n_dir, act = _rnn_config(node, attrs)
+    layout = attrs["layout"]
     if len(ins) > 4 and ins[4] is not None:
         raise _unsupported(node, f"{node.op} with sequence_lens")
-    w = b.owns(
-        node, ins, [("W", 1, True), ("R", 2, True), ("B", 3, False)] + ([("P", 7, False)] if node.op == "LSTM" else [])
-    )
+    w = b.owns(node, ins, _RNN_WEIGHTS + ([("P", 7, False)] if node.op == "LSTM" else []))
     if w is None:
         raise _unsupported(node, f"{node.op} with run-time weights")
     if w.get("P") is not None:
         raise _unsupported(node, "LSTM with peepholes (P)")
-    chain = _rnn_chain(b, node) if node.id.endswith(".l0") else [node]
-    layers = []
-    for nd in chain:
-        wk = (
-            w
-            if nd is node
-            else b.owns(
-                nd, [b.env.get(i) if i else None for i in nd.inputs], [("W", 1, True), ("R", 2, True), ("B", 3, False)]
-            )
-        )
+    hidden: int = attrs["hidden_size"] if attrs["hidden_size"] is not None else w["R"].shape[-1]  # R: [D, G*H, H]
+    chain = _rnn_chain(b, node, n_dir) if node.id.endswith(".l0") else [node]
+    layers = [w]
+    for nd in chain[1:]:
+        wk = b.owns(nd, [b.env.get(i) if i else None for i in nd.inputs], _RNN_WEIGHTS)
+        if wk is None:
+            raise _unsupported(nd, f"{nd.op} with run-time weights")
         layers.append(wk)
     state: dict[str, Any] = {}
     for i, wk in enumerate(layers):
@@ -892,7 +881,7 @@ def rnn(b: Builder, node: Node, ins: list[Any]) -> Any:
     return _rnn_chain_outputs(b, chain, mod, ins, layout, n_dir)
 
 
-def _rnn_chain(b: Builder, first: Node) -> list[Node]:
+def _rnn_chain(b: Builder, first: Node, n_dir: int) -> list[Node]:
     """The layers ``<m>.l0, <m>.l1, ...`` of a multi-layer module exported by k5 (see :mod:`.export_modules`)
     when they form exactly the pattern the exporter writes; else just ``[first]``."""
     graph = b.model.graph
@@ -925,7 +914,6 @@ def _rnn_chain(b: Builder, first: Node) -> list[Node]:
         chain.append(nxt)
     if len(chain) == 1:
         return chain
-    n_dir = 2 if first.attrs.get("direction") == "bidirectional" else 1
     for j in (5, 6):  # initial states: absent everywhere, or layer i's slice [i*D, (i+1)*D) of one tensor
         given = [n.inputs[j] if j < len(n.inputs) else "" for n in chain]
         if not any(given):
@@ -1012,22 +1000,21 @@ class _Unavailable:
 
 # --- shape ops --------------------------------------------------------------------------------------------------------
 @reg("Reshape", how="Tensor.reshape")
-def reshape(b: Builder, node: Node, ins: list[Any]) -> Any:
+def reshape(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     shape = b.static(ins[1])
-    allowzero = int(node.attrs.get("allowzero", 0))
-    return b.call(_k5_reshape, ins[0], shape if shape is not None else ins[1], allowzero)
+    return b.call(_k5_reshape, ins[0], shape if shape is not None else ins[1], attrs["allowzero"])
 
 
 @reg("Flatten", how="Tensor.reshape")
-def flatten(b: Builder, node: Node, ins: list[Any]) -> Any:
-    return b.call(_k5_flatten, ins[0], int(node.attrs.get("axis", 1)))
+def flatten(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    return b.call(_k5_flatten, ins[0], attrs["axis"])
 
 
 @reg("Transpose", how="Tensor.permute")
-def transpose(b: Builder, node: Node, ins: list[Any]) -> Any:
+def transpose(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    perm = node.attrs.get("perm")
+    perm = attrs["perm"]
     if perm is None:
         return b.call(_k5_reverse_dims, ins[0])
     return b.call(torch.permute, ins[0], list(perm))
@@ -1038,39 +1025,38 @@ def _k5_reverse_dims(x: Any) -> Any:
 
 
 @reg("Unsqueeze", how="Tensor.unsqueeze")
-def unsqueeze(b: Builder, node: Node, ins: list[Any]) -> Any:
-    axes = b.static(ins[1]) if len(ins) > 1 else node.attrs.get("axes")
+def unsqueeze(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    axes = b.static(ins[1]) if len(ins) > 1 else None
     if axes is None:
         raise _unsupported(node, "Unsqueeze with run-time axes")
     return b.call(_k5_unsqueeze, ins[0], axes)
 
 
 @reg("Squeeze", how="Tensor.squeeze")
-def squeeze(b: Builder, node: Node, ins: list[Any]) -> Any:
-    axes = b.static(ins[1]) if len(ins) > 1 and ins[1] is not None else node.attrs.get("axes")
+def squeeze(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    axes = b.static(ins[1]) if len(ins) > 1 and ins[1] is not None else None
     if len(ins) > 1 and ins[1] is not None and axes is None:
         raise _unsupported(node, "Squeeze with run-time axes")
     return b.call(_k5_squeeze, ins[0], axes)
 
 
 @reg("Concat", how="torch.cat")
-def concat(b: Builder, node: Node, ins: list[Any]) -> Any:
+def concat(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    return b.call(torch.cat, [x for x in ins if x is not None], int(node.attrs.get("axis", 0)))
+    return b.call(torch.cat, [x for x in ins if x is not None], attrs["axis"])
 
 
 @reg("Split", how="Tensor.split")
-def split(b: Builder, node: Node, ins: list[Any]) -> Any:
-    sizes = b.static(ins[1]) if len(ins) > 1 and ins[1] is not None else node.attrs.get("split")
-    axis = int(node.attrs.get("axis", 0))
-    num = int(node.attrs.get("num_outputs", len(node.outputs)))
-    out = b.call(_k5_split, ins[0], sizes, axis, num)
+def split(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    sizes = b.static(ins[1]) if len(ins) > 1 and ins[1] is not None else None
+    num = attrs["num_outputs"] if attrs["num_outputs"] is not None else len(node.outputs)
+    out = b.call(_k5_split, ins[0], sizes, attrs["axis"], num)
     return [b.item(out, i) for i in range(len(node.outputs))]
 
 
 @reg("Slice", how="indexing")
-def slice_(b: Builder, node: Node, ins: list[Any]) -> Any:
+def slice_(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     starts, ends = b.static(ins[1]), b.static(ins[2])
     axes = b.static(ins[3]) if len(ins) > 3 else None
     steps = b.static(ins[4]) if len(ins) > 4 else None
@@ -1089,17 +1075,17 @@ def _k5_slice_dyn(x: Any, starts: Any, ends: Any, axes: Any = None, steps: Any =
 
 
 @reg("Gather", how="index_select")
-def gather(b: Builder, node: Node, ins: list[Any]) -> Any:
-    return b.call(_k5_gather, ins[0], ins[1], int(node.attrs.get("axis", 0)))
+def gather(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    return b.call(_k5_gather, ins[0], ins[1], attrs["axis"])
 
 
 @reg("Shape", how="Tensor.shape")
-def shape(b: Builder, node: Node, ins: list[Any]) -> Any:
-    return b.call(_k5_shape, ins[0], int(node.attrs.get("start", 0)), node.attrs.get("end"))
+def shape(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    return b.call(_k5_shape, ins[0], attrs["start"], attrs["end"])
 
 
 @reg("Size", how="Tensor.numel")
-def size(b: Builder, node: Node, ins: list[Any]) -> Any:
+def size(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     return b.call(_k5_numel, ins[0])
 
 
@@ -1110,13 +1096,13 @@ def _k5_numel(x: Any) -> Any:
 
 
 @reg("Expand", how="Tensor.expand")
-def expand(b: Builder, node: Node, ins: list[Any]) -> Any:
+def expand(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     shape = b.static(ins[1])
     return b.call(_k5_expand, ins[0], shape if shape is not None else ins[1])
 
 
 @reg("ConstantOfShape", how="torch.full")
-def constant_of_shape(b: Builder, node: Node, ins: list[Any]) -> Any:
+def constant_of_shape(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     from k5.convert.torch.dtypes import from_numpy
@@ -1128,23 +1114,23 @@ def constant_of_shape(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("Range", how="torch.arange")
-def range_(b: Builder, node: Node, ins: list[Any]) -> Any:
+def range_(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     return b.call(_k5_range, *ins[:3])
 
 
 @reg("Trilu", how="torch.triu / tril")
-def trilu(b: Builder, node: Node, ins: list[Any]) -> Any:
+def trilu(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     k = b.static(ins[1]) if len(ins) > 1 and ins[1] is not None else [0]
     if k is None:
         raise _unsupported(node, "Trilu with a run-time k")
-    fn = torch.triu if int(node.attrs.get("upper", 1)) else torch.tril
+    fn = torch.triu if attrs["upper"] else torch.tril
     return b.call(fn, ins[0], int(k[0]))
 
 
 @reg("Pad", how="nnf.pad")
-def pad(b: Builder, node: Node, ins: list[Any]) -> Any:
+def pad(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     pads = b.static(ins[1])
     axes = b.static(ins[3]) if len(ins) > 3 else None
     if pads is None:
@@ -1152,70 +1138,63 @@ def pad(b: Builder, node: Node, ins: list[Any]) -> Any:
     value = ins[2] if len(ins) > 2 else None
     if isinstance(value, Const):
         value = float(value.value.reshape(-1)[0])
-    return b.call(_k5_pad, ins[0], pads, value, str(node.attrs.get("mode", "constant")), axes)
+    return b.call(_k5_pad, ins[0], pads, value, attrs["mode"], axes)
 
 
 # --- reductions and pooling ----------------------------------------------------------------------------------------
 @reg("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", how="torch.mean / sum / amax / amin / prod")
-def reduce(b: Builder, node: Node, ins: list[Any]) -> Any:
+def reduce(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     kind = node.op[len("Reduce") :].lower()
-    axes = b.static(ins[1]) if len(ins) > 1 and ins[1] is not None else node.attrs.get("axes")
+    axes = b.static(ins[1]) if len(ins) > 1 and ins[1] is not None else None
     if len(ins) > 1 and ins[1] is not None and axes is None:
         raise _unsupported(node, f"{node.op} with run-time axes")
-    keep = int(node.attrs.get("keepdims", 1))
-    if not axes and int(node.attrs.get("noop_with_empty_axes", 0)):
+    if not axes and attrs["noop_with_empty_axes"]:
         return ins[0]
-    return b.call(_k5_reduce, ins[0], kind, axes, keep)
+    return b.call(_k5_reduce, ins[0], kind, axes, attrs["keepdims"])
 
 
 @reg("ArgMax", "ArgMin", how="torch.argmax / argmin")
-def argmax(b: Builder, node: Node, ins: list[Any]) -> Any:
+def argmax(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    if int(node.attrs.get("select_last_index", 0)):
+    if attrs["select_last_index"]:
         raise _unsupported(node, "select_last_index=1")
     fn = torch.argmax if node.op == "ArgMax" else torch.argmin
-    return b.call(fn, ins[0], int(node.attrs.get("axis", 0)), bool(node.attrs.get("keepdims", 1)))
+    return b.call(fn, ins[0], attrs["axis"], bool(attrs["keepdims"]))
 
 
 @reg("CumSum", how="torch.cumsum")
-def cumsum(b: Builder, node: Node, ins: list[Any]) -> Any:
+def cumsum(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
     axis = b.static(ins[1])
-    if axis is None or node.attrs.get("exclusive", 0) or node.attrs.get("reverse", 0):
+    if axis is None or attrs["exclusive"] or attrs["reverse"]:
         raise _unsupported(node, "CumSum with run-time axis, exclusive or reverse")
     return b.call(torch.cumsum, ins[0], int(axis[0]))
 
 
-def _pool_attrs(node: Node) -> tuple[list[int], list[int], list[int], list[int], int]:
-    a = node.attrs
-    if a.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
-        raise _unsupported(node, f"auto_pad={a['auto_pad']!r}")
-    kernel = list(a["kernel_shape"])
-    nd = len(kernel)
-    return (
-        kernel,
-        list(a.get("strides") or [1] * nd),
-        list(a.get("pads") or [0] * (2 * nd)),
-        list(a.get("dilations") or [1] * nd),
-        int(a.get("ceil_mode", 0)),
-    )
+def _pool_attrs(node: Node, attrs: Attrs) -> tuple[list[int], list[int], list[int], list[int], int]:
+    if attrs["auto_pad"] not in ("NOTSET", "VALID"):
+        raise _unsupported(node, f"auto_pad={attrs['auto_pad']!r}")
+    kernel: list[int] = attrs["kernel_shape"]
+    nd = len(kernel)  # absent strides/pads/dilations: one per spatial axis of the kernel
+    strides, pads, dil = attrs["strides"] or [1] * nd, attrs["pads"] or [0] * (2 * nd), attrs["dilations"] or [1] * nd
+    return kernel, strides, pads, dil, attrs["ceil_mode"]
 
 
 @reg("MaxPool", how="nnf.max_pool1d/2d/3d")
-def max_pool(b: Builder, node: Node, ins: list[Any]) -> Any:
+def max_pool(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     if len(node.outputs) > 1 and node.outputs[1]:
         raise _unsupported(node, "MaxPool's Indices output")
-    kernel, strides, pads, dil, ceil = _pool_attrs(node)
+    kernel, strides, pads, dil, ceil = _pool_attrs(node, attrs)
     return b.call(_k5_pool, ins[0], "max", kernel, strides, pads, dil, ceil, 0)
 
 
 @reg("AveragePool", how="nnf.avg_pool1d/2d/3d")
-def avg_pool(b: Builder, node: Node, ins: list[Any]) -> Any:
-    kernel, strides, pads, dil, ceil = _pool_attrs(node)
+def avg_pool(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    kernel, strides, pads, dil, ceil = _pool_attrs(node, attrs)
     nd = len(kernel)
-    cip = int(node.attrs.get("count_include_pad", 0))
+    cip = attrs["count_include_pad"]
     if pads[:nd] != pads[nd:] and not cip:
         raise _unsupported(node, "AveragePool with asymmetric pads and count_include_pad=0")
     if any(d != 1 for d in dil):
@@ -1224,29 +1203,25 @@ def avg_pool(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("GlobalAveragePool", "GlobalMaxPool", how="Tensor.mean / amax")
-def global_pool(b: Builder, node: Node, ins: list[Any]) -> Any:
+def global_pool(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     return b.call(_k5_global_pool, ins[0], "avg" if node.op == "GlobalAveragePool" else "max")
 
 
 @reg("AdaptiveAveragePool", "AdaptiveMaxPool", how="nnf.adaptive_avg_pool / adaptive_max_pool")
-def adaptive_pool(b: Builder, node: Node, ins: list[Any]) -> Any:
-    size = node.attrs.get("output_size")
-    if size is None:
-        raise _unsupported(node, f"{node.op} without output_size")
-    return b.call(_k5_adaptive_pool, ins[0], "avg" if node.op == "AdaptiveAveragePool" else "max", list(size))
+def adaptive_pool(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    kind = "avg" if node.op == "AdaptiveAveragePool" else "max"
+    return b.call(_k5_adaptive_pool, ins[0], kind, attrs["output_size"])
 
 
 @reg("Resize", how="nnf.interpolate")
-def resize(b: Builder, node: Node, ins: list[Any]) -> Any:
-    a = node.attrs
-    mode = str(a.get("mode", "nearest"))
-    ctm = str(a.get("coordinate_transformation_mode", "half_pixel"))
+def resize(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    mode, ctm, nearest = attrs["mode"], attrs["coordinate_transformation_mode"], attrs["nearest_mode"]
     scales = b.static(ins[2]) if len(ins) > 2 and ins[2] is not None else None
     sizes = b.static(ins[3]) if len(ins) > 3 and ins[3] is not None else None
     if scales is None and sizes is None:
         raise _unsupported(node, "Resize with run-time scales/sizes")
-    if mode == "nearest" and (ctm != "asymmetric" or a.get("nearest_mode", "round_prefer_floor") != "floor"):
-        raise _unsupported(node, f"Resize nearest with {ctm}/{a.get('nearest_mode')}")
+    if mode == "nearest" and (ctm != "asymmetric" or nearest != "floor"):
+        raise _unsupported(node, f"Resize nearest with {ctm}/{nearest}")
     if mode == "linear" and ctm not in ("pytorch_half_pixel", "half_pixel", "align_corners"):
         raise _unsupported(node, f"Resize linear with {ctm}")
     if mode not in ("nearest", "linear"):
@@ -1256,9 +1231,9 @@ def resize(b: Builder, node: Node, ins: list[Any]) -> Any:
 
 
 @reg("DepthToSpace", how="nnf.pixel_shuffle")
-def depth_to_space(b: Builder, node: Node, ins: list[Any]) -> Any:
+def depth_to_space(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch.nn.functional as nnf
 
-    if node.attrs.get("mode", "DCR") != "CRD":
+    if attrs["mode"] != "CRD":
         raise _unsupported(node, "DepthToSpace mode DCR")
-    return b.call(nnf.pixel_shuffle, ins[0], int(node.attrs["blocksize"]))
+    return b.call(nnf.pixel_shuffle, ins[0], attrs["blocksize"])

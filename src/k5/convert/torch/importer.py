@@ -30,8 +30,12 @@ from k5.convert.torch.registry import IMPORTERS
 from k5.errors import ConversionError, UnsupportedOpsError
 from k5.format.hdf5 import CopyOnWrite, LazyTensor
 from k5.format.model import Model, Node, as_array
+from k5.ops.registry import get_schema
 
-__all__ = ["Builder", "Const", "to_torch"]
+__all__ = ["Attrs", "Builder", "Const", "to_torch"]
+
+#: a node's attributes as the op schema resolves them (checked, coerced, completed with the declared defaults)
+Attrs = dict[str, Any]
 
 
 @dataclass(eq=False)
@@ -287,10 +291,11 @@ def to_torch(model: Model | str, *, trainable: bool = True) -> Any:
             for name in nd.outputs:
                 b.env[name] = ins[0]
             continue
-        fn = IMPORTERS.get(nd.op)
+        fn = IMPORTERS.get(nd.op if nd.domain == "k5" else f"{nd.domain}.{nd.op}")
         assert fn is not None
+        attrs = get_schema(nd.op, nd.domain, model.opset.get(nd.domain), where=nd.label).resolve_attrs(nd)
         try:
-            outs = fn(b, nd, ins)
+            outs = fn(b, nd, ins, attrs)
         except ConversionError as e:
             raise e if e.where else e.located(nd.label) from None
         except KeyError as e:
