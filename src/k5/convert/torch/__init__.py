@@ -12,6 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+# the converter modules fill the tables of .registry as they are imported: all of them, eagerly, before the drivers
+from k5.convert.torch import (  # noqa: F401 - registrations
+    export_aten,
+    export_modules,
+    import_elementwise,
+    import_layers,
+    import_reduce,
+    import_rnn,
+    import_shape,
+)
 from k5.convert.torch.exporter import from_torch, save_torch
 from k5.convert.torch.importer import to_torch
 from k5.convert.torch.registry import supported

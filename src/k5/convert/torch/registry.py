@@ -38,16 +38,12 @@ def register_builder(*ops: str, how: str) -> Callable[[Callable[..., Any]], Call
     return deco
 
 
-def _load() -> None:
-    from k5.convert.torch import export_aten, export_modules, import_ops  # noqa: F401 - registrations
-
-
 def supported() -> dict[str, dict[str, list[str]]]:
     """k5 op -> {"export": [torch modules / ATen ops that produce it], "import": [how to_torch runs it]}.
 
-    Generated from the converter tables (for docs/ops.md's PyTorch columns).
+    Generated from the converter tables (for docs/ops.md's PyTorch columns), which the package ``k5.convert.torch``
+    fills when it is imported (as it is before any of its modules).
     """
-    _load()
     out: dict[str, dict[str, list[str]]] = {}
     for table in (MODULE_EXPORTERS, ATEN_EXPORTERS):
         for key, entry in table.entries.items():
