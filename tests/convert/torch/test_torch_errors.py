@@ -117,3 +117,34 @@ def test_a_converter_naming_an_unknown_op_fails_at_import(source: str, bad: str,
     with pytest.raises(ValueError, match=rf"names op '{bad}', which is not in the k5 op registry"):
         importlib.import_module("k5_typo_converter")
     assert [len(t.entries) for t in (ATEN_EXPORTERS, IMPORTERS, MODULE_EXPORTERS)] == sizes  # nothing half-registered
+
+
+def test_a_builder_failure_is_a_conversion_error_naming_node_and_op() -> None:
+    """torch's own error (a bias of 5 for 4 outputs) comes back as a ConversionError on the node, chained to it."""
+    from k5.convert.torch import to_torch
+
+    weights = {"weight": np.ones((4, 3), np.float32), "bias": np.ones(5, np.float32)}
+    graph = Graph(
+        nodes=[Node("head.fc", "Linear", ["x"], ["y"], {}, weights)],
+        inputs=[TensorInfo("x", "float32", [2, 3])],
+        outputs=[TensorInfo("y", "float32", None)],
+    )
+    with pytest.raises(
+        ConversionError, match=r"(?s)^node 'head.fc' \(Linear\): .*RuntimeError: .*size mismatch for bias"
+    ) as info:
+        to_torch(Model(graph))
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_an_input_computed_by_no_node_is_a_conversion_error() -> None:
+    from k5.convert.torch import to_torch
+
+    graph = Graph(
+        nodes=[Node("r", "Relu", ["nowhere"], ["y"])],
+        inputs=[TensorInfo("x", "float32", [2])],
+        outputs=[TensorInfo("y", "float32", None)],
+    )
+    with pytest.raises(
+        ConversionError, match=r"node 'r' \(Relu\): input 'nowhere' is not computed by any earlier node"
+    ):
+        to_torch(Model(graph))

@@ -22,7 +22,7 @@ from typing import Any
 
 from k5.convert.torch.import_context import Builder, ConstValue, Unavailable, ident
 from k5.convert.torch.registry import IMPORTERS
-from k5.errors import ConversionError, UnsupportedOpsError
+from k5.errors import ConversionError, K5Error, UnsupportedOpsError
 from k5.format.model import Graph, Model, Node
 from k5.ops.registry import get_schema
 
@@ -75,39 +75,52 @@ def _bind_inputs(b: Builder, g: Graph) -> None:
 
 
 def _build_node(b: Builder, nd: Node, *, trainable: bool) -> None:
-    """Add one node to the graph (or fold it into a constant) and bind its outputs in ``b.env``."""
+    """Add one node to the graph (or fold it into a constant) and bind its outputs in ``b.env``.
+
+    Any failure becomes a :class:`K5Error` naming the node and its op: a ``K5Error`` from the schema or a builder
+    keeps its class, anything else (a torch error on inconsistent weights, a bug) becomes a :class:`ConversionError`
+    that quotes the original exception, chained to it.
+    """
     b.node = nd
-    if nd.op == "Constant":
-        value = b.weight_tensor(nd.weights["value"]) if "value" in nd.weights else None
-        if value is None:
-            raise ConversionError("Constant without a 'value' weight", where=nd.label)
-        trainable = trainable and value.is_floating_point() and value.numel() > 1
-        b.env[nd.outputs[0]] = ConstValue(value, nd.id, trainable, users=b.users.get(nd.outputs[0], 0))
-        return
-    ins = [b.env[i] if i else None for i in nd.inputs]
-    if any(isinstance(v, Unavailable) for v in ins):  # glue inside a folded recurrent chain
-        for name in nd.outputs:
-            b.env[name] = ins[0]
-        return
-    fn = IMPORTERS.get(_key(nd))
-    assert fn is not None  # _check_supported ran
-    attrs = get_schema(nd.op, nd.domain, b.model.opset.get(nd.domain), where=nd.label).resolve_attrs(nd)
     try:
-        outs = fn(b, nd, ins, attrs)
-    except ConversionError as e:
+        outs = _node_outputs(b, nd, trainable=trainable)
+    except K5Error as e:
         raise e if e.where else e.located(nd.label) from None
-    except KeyError as e:
-        raise ConversionError(f"input {e} is not computed before this node", where=nd.label) from None
+    except Exception as e:
+        raise ConversionError(f"to_torch could not build this node: {type(e).__name__}: {e}", where=nd.label) from e
     outs = outs if isinstance(outs, list) else [outs]
     for name, v in zip(nd.outputs, outs, strict=False):
         if name:
             b.env[name] = v
 
 
+def _node_outputs(b: Builder, nd: Node, *, trainable: bool) -> Any:
+    """The value(s) of ``nd``'s outputs: a constant, the glue of a folded chain, or what its builder returns."""
+    if nd.op == "Constant":
+        if "value" not in nd.weights:
+            raise ConversionError("Constant without a 'value' weight")
+        value = b.weight_tensor(nd.weights["value"])
+        trainable = trainable and value.is_floating_point() and value.numel() > 1
+        return ConstValue(value, nd.id, trainable, users=b.users.get(nd.outputs[0], 0))
+    for name in nd.inputs:
+        if name and name not in b.env:
+            raise ConversionError(f"input {name!r} is not computed by any earlier node")
+    ins = [b.env[i] if i else None for i in nd.inputs]
+    if any(isinstance(v, Unavailable) for v in ins):  # glue inside a folded recurrent chain
+        return [ins[0]] * len(nd.outputs)
+    fn = IMPORTERS.get(_key(nd))
+    assert fn is not None  # _check_supported ran
+    attrs = get_schema(nd.op, nd.domain, b.model.opset.get(nd.domain)).resolve_attrs(nd)
+    return fn(b, nd, ins, attrs)
+
+
 def _finish(b: Builder, g: Graph) -> Any:
     """The graph's outputs, then the ``GraphModule`` in eval mode, carrying the k5 input/output names."""
     import torch.fx
 
+    for o in g.outputs:
+        if o.name not in b.env:
+            raise ConversionError(f"graph output {o.name!r} is not computed by any node")
     results = [b.tensor(b.env[o.name]) for o in g.outputs]
     b.graph.output(results[0] if len(results) == 1 else tuple(results))
     gm = torch.fx.GraphModule(b.root, b.graph, class_name=ident(g.name or "K5Module"))
