@@ -83,7 +83,13 @@ def mod(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
 def variadic(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     import torch
 
-    fn = {"Max": torch.maximum, "Min": torch.minimum, "Sum": torch.add, "Mean": torch.add}[node.op]
+    fns: dict[str, Callable[..., Any]] = {
+        "Max": torch.maximum,
+        "Min": torch.minimum,
+        "Sum": torch.add,
+        "Mean": torch.add,
+    }
+    fn = fns[node.op]
     out = ins[0]
     for x in ins[1:]:
         out = b.call(fn, out, x)

@@ -7,6 +7,7 @@ functional call when a weight arrives at run time.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from k5.convert.torch.import_context import Attrs, Builder, ConstValue, meta_module, unsupported
@@ -104,7 +105,8 @@ def conv(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     if pads[:nd] != pads[nd:]:
         x = b.call(torch.nn.functional.pad, x, torch_pads(pads, nd))
         pads = [0] * (2 * nd)
-    cls = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)[nd - 1]
+    # picked by the weight's rank, so called with per-axis tuples of that rank (the stubs type each class alone)
+    cls: Callable[..., torch.nn.Module] = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)[nd - 1]
     state = {"weight": weight} | ({"bias": bias} if bias is not None else {})
     m = meta_module(
         lambda: cls(
@@ -134,7 +136,11 @@ def conv_transpose(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
             k5_conv_transpose, ins[0], ins[1], ins[2] if len(ins) > 2 else None, strides, pads, out_pad, dil, group
         )
     weight, bias = w["weight"], w["bias"]
-    cls = (torch.nn.ConvTranspose1d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)[nd - 1]
+    cls: Callable[..., torch.nn.Module] = (
+        torch.nn.ConvTranspose1d,
+        torch.nn.ConvTranspose2d,
+        torch.nn.ConvTranspose3d,
+    )[nd - 1]
     state = {"weight": weight} | ({"bias": bias} if bias is not None else {})
     m = meta_module(
         lambda: cls(

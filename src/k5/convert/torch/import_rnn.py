@@ -120,9 +120,9 @@ def _rnn_chain(b: Builder, first: Node, n_dir: int) -> list[Node]:
     producers = {o: n for n in graph.nodes for o in n.outputs if o}
     consumers: dict[str, list[Node]] = {}
     for n in graph.nodes:
-        for i in n.inputs:
-            if i:
-                consumers.setdefault(i, []).append(n)
+        for inp in n.inputs:
+            if inp:
+                consumers.setdefault(inp, []).append(n)
     graph_outputs = {o.name for o in graph.outputs}
     chain = [first]
     while f"{base}.l{len(chain)}" in nodes:

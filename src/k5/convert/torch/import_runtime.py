@@ -6,6 +6,7 @@ torch call. They use torch only (imported on first call) and know nothing of k5'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -186,19 +187,22 @@ def k5_pool(
         x = nnf.pad(x, torch_pads(pads, nd), value=value)
         pads = [0] * (2 * nd)
     if kind == "max":
-        fn = (nnf.max_pool1d, nnf.max_pool2d, nnf.max_pool3d)[nd - 1]
-        return fn(x, kernel, strides, pads[:nd], dilations, ceil_mode=bool(ceil))
-    fn = (nnf.avg_pool1d, nnf.avg_pool2d, nnf.avg_pool3d)[nd - 1]
-    return fn(x, kernel, strides, pads[:nd], ceil_mode=bool(ceil), count_include_pad=bool(count_include_pad))
+        max_pool: Callable[..., Any] = (nnf.max_pool1d, nnf.max_pool2d, nnf.max_pool3d)[nd - 1]
+        return max_pool(x, kernel, strides, pads[:nd], dilations, ceil_mode=bool(ceil))
+    avg_pool: Callable[..., Any] = (nnf.avg_pool1d, nnf.avg_pool2d, nnf.avg_pool3d)[nd - 1]
+    return avg_pool(x, kernel, strides, pads[:nd], ceil_mode=bool(ceil), count_include_pad=bool(count_include_pad))
 
 
 def k5_adaptive_pool(x: Any, kind: str, size: list[int]) -> Any:
     import torch.nn.functional as nnf
 
     nd = len(size)
-    if kind == "avg":
-        return (nnf.adaptive_avg_pool1d, nnf.adaptive_avg_pool2d, nnf.adaptive_avg_pool3d)[nd - 1](x, size)
-    return (nnf.adaptive_max_pool1d, nnf.adaptive_max_pool2d, nnf.adaptive_max_pool3d)[nd - 1](x, size)
+    pool: Callable[..., Any] = (  # picked by rank: called with an output size of that rank
+        (nnf.adaptive_avg_pool1d, nnf.adaptive_avg_pool2d, nnf.adaptive_avg_pool3d)
+        if kind == "avg"
+        else (nnf.adaptive_max_pool1d, nnf.adaptive_max_pool2d, nnf.adaptive_max_pool3d)
+    )[nd - 1]
+    return pool(x, size)
 
 
 def k5_mha_mask(mask: Any, q: Any, k: Any, heads: int) -> Any:

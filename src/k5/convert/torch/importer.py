@@ -125,6 +125,7 @@ def _finish(b: Builder, g: Graph) -> Any:
     b.graph.output(results[0] if len(results) == 1 else tuple(results))
     gm = torch.fx.GraphModule(b.root, b.graph, class_name=ident(g.name or "K5Module"))
     gm.eval()  # inference semantics, like the file; call .train() to fine-tune
-    gm.k5_input_names = [t.name for t in g.inputs]
-    gm.k5_output_names = [t.name for t in g.outputs]
+    # nn.Module keeps any plain attribute, but torch's stub types Module.__setattr__ for Tensor | Module values only
+    gm.k5_input_names = [t.name for t in g.inputs]  # type: ignore[assignment]
+    gm.k5_output_names = [t.name for t in g.outputs]  # type: ignore[assignment]
     return gm
