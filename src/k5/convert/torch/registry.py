@@ -5,10 +5,12 @@ Three tables, each keyed by a string so that importing this module never imports
 - :data:`MODULE_EXPORTERS`: ``nn.Module`` class (qualified name, e.g. ``"torch.nn.modules.linear.Linear"``) -> a
   function that turns one call of such a module into k5 nodes (the layer keeps its structure: one node per layer).
 - :data:`ATEN_EXPORTERS`: ATen overload (e.g. ``"aten.add.Tensor"``) -> a function that maps one FX node.
-- :data:`IMPORTERS`: k5 op name -> a function that adds the op to a ``torch.fx`` graph.
+- :data:`IMPORTERS`: k5 op name -> a builder that adds the op to a ``torch.fx`` graph (see
+  :mod:`.import_context`), registered with :func:`register_builder`.
 
-Registering the same key twice is an error. :func:`supported` derives the op-support table from the tables, so it
-cannot drift from the code.
+They are :class:`k5.convert.table.ConverterTable` objects: registering the same key twice, an :data:`IMPORTERS` key
+that is not a registered op, or a ``produces=`` op that is not, raises ``ValueError`` when the converter module is
+imported. :func:`supported` derives the op-support table from the tables, so it cannot drift from the code.
 """
 
 from __future__ import annotations
