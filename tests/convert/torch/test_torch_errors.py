@@ -78,15 +78,73 @@ def test_to_torch_unsupported_attribute_names_the_node() -> None:
 
 
 def test_registering_a_converter_twice_is_an_error() -> None:
-    from k5.convert.torch.registry import ATEN_EXPORTERS, IMPORTERS, ConverterTable
+    import k5.convert.torch  # noqa: F401 - fills the tables
+    from k5.convert.table import ConverterTable
+    from k5.convert.torch.registry import ATEN_EXPORTERS, IMPORTERS
 
     table = ConverterTable("test")
     table.register("x")(lambda: None)
     with pytest.raises(ValueError, match="already registered"):
         table.register("x")(lambda: None)
-    from k5.convert.torch import export_aten, import_ops  # noqa: F401 - fill the tables
-
     with pytest.raises(ValueError, match="already registered"):
         ATEN_EXPORTERS.register("aten.relu.default")(lambda cx, n: None)
     with pytest.raises(ValueError, match="already registered"):
-        IMPORTERS.register("Conv")(lambda b, n, i: None)
+        IMPORTERS.register("Conv")(lambda b, n, i, a: None)
+
+
+@pytest.mark.parametrize(
+    ("source", "bad"),
+    [
+        ("register_builder('Reluu', how='torch.relu')", "Reluu"),  # an importer keyed by an unknown op
+        ("MODULE_EXPORTERS.register('my.Layer', produces=['Conv', 'Convv'])", "Convv"),  # produces= a typo
+        ("ATEN_EXPORTERS.register('aten.my_op.default', produces=['k5.NoSuchOp'])", "k5.NoSuchOp"),
+    ],
+)
+def test_a_converter_naming_an_unknown_op_fails_at_import(source: str, bad: str, tmp_path, monkeypatch) -> None:
+    """A converter module with a typo in an op name cannot be imported: the table checks it against the registry."""
+    import importlib
+
+    from k5.convert.torch.registry import ATEN_EXPORTERS, IMPORTERS, MODULE_EXPORTERS
+
+    sizes = [len(t.entries) for t in (ATEN_EXPORTERS, IMPORTERS, MODULE_EXPORTERS)]
+    (tmp_path / "k5_typo_converter.py").write_text(
+        "from k5.convert.torch.registry import ATEN_EXPORTERS, MODULE_EXPORTERS, register_builder\n"
+        f"@{source}\n"
+        "def convert(*args):\n"
+        "    return None\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=rf"names op '{bad}', which is not in the k5 op registry"):
+        importlib.import_module("k5_typo_converter")
+    assert [len(t.entries) for t in (ATEN_EXPORTERS, IMPORTERS, MODULE_EXPORTERS)] == sizes  # nothing half-registered
+
+
+def test_a_builder_failure_is_a_conversion_error_naming_node_and_op() -> None:
+    """torch's own error (a bias of 5 for 4 outputs) comes back as a ConversionError on the node, chained to it."""
+    from k5.convert.torch import to_torch
+
+    weights = {"weight": np.ones((4, 3), np.float32), "bias": np.ones(5, np.float32)}
+    graph = Graph(
+        nodes=[Node("head.fc", "Linear", ["x"], ["y"], {}, weights)],
+        inputs=[TensorInfo("x", "float32", [2, 3])],
+        outputs=[TensorInfo("y", "float32", None)],
+    )
+    with pytest.raises(
+        ConversionError, match=r"(?s)^node 'head.fc' \(Linear\): .*RuntimeError: .*size mismatch for bias"
+    ) as info:
+        to_torch(Model(graph))
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_an_input_computed_by_no_node_is_a_conversion_error() -> None:
+    from k5.convert.torch import to_torch
+
+    graph = Graph(
+        nodes=[Node("r", "Relu", ["nowhere"], ["y"])],
+        inputs=[TensorInfo("x", "float32", [2])],
+        outputs=[TensorInfo("y", "float32", None)],
+    )
+    with pytest.raises(
+        ConversionError, match=r"node 'r' \(Relu\): input 'nowhere' is not computed by any earlier node"
+    ):
+        to_torch(Model(graph))

@@ -110,7 +110,7 @@ def _zeros(n: int, like: Any) -> Any:
 
 @MODULE_EXPORTERS.register(
     f"{_NN}.batchnorm.BatchNorm1d", f"{_NN}.batchnorm.BatchNorm2d", f"{_NN}.batchnorm.BatchNorm3d",
-    "k5.convert.torch.import_ops.BatchNorm",  # the rank-agnostic BatchNorm that to_torch builds
+    "k5.convert.torch.import_runtime.BatchNorm",  # the rank-agnostic BatchNorm that to_torch builds
     produces=["BatchNormalization"],
 )  # fmt: skip
 def batch_norm(cx: Exporter, fqn: str, mod: Any, p: dict[str, Any], used: list[bool]) -> list[Any]:

@@ -5,81 +5,54 @@ Three tables, each keyed by a string so that importing this module never imports
 - :data:`MODULE_EXPORTERS`: ``nn.Module`` class (qualified name, e.g. ``"torch.nn.modules.linear.Linear"``) -> a
   function that turns one call of such a module into k5 nodes (the layer keeps its structure: one node per layer).
 - :data:`ATEN_EXPORTERS`: ATen overload (e.g. ``"aten.add.Tensor"``) -> a function that maps one FX node.
-- :data:`IMPORTERS`: k5 op name -> a function that adds the op to a ``torch.fx`` graph.
+- :data:`IMPORTERS`: k5 op name -> a builder that adds the op to a ``torch.fx`` graph (see
+  :mod:`.import_context`), registered with :func:`register_builder`.
 
-Registering the same key twice is an error. :func:`supported` derives the op-support table from the tables, so it
-cannot drift from the code.
+They are :class:`k5.convert.table.ConverterTable` objects: registering the same key twice, an :data:`IMPORTERS` key
+that is not a registered op, or a ``produces=`` op that is not, raises ``ValueError`` when the converter module is
+imported. :func:`supported` derives the op-support table from the tables, so it cannot drift from the code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["ATEN_EXPORTERS", "IMPORTERS", "MODULE_EXPORTERS", "ConverterTable", "supported"]
+from k5.convert.table import ConverterTable
 
-
-@dataclass
-class _Entry:
-    fn: Callable[..., Any]
-    produces: tuple[str, ...]  # the k5 ops this converter may emit (exporters) or implements (importers)
-
-
-@dataclass
-class ConverterTable:
-    """A registry of converters keyed by name; a duplicate registration raises ``ValueError``."""
-
-    kind: str
-    entries: dict[str, _Entry] = field(default_factory=dict)
-
-    def register(self, *keys: str, produces: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-            for key in keys:
-                if key in self.entries:
-                    old = self.entries[key].fn
-                    raise ValueError(
-                        f"{self.kind} converter for {key!r} is already registered by "
-                        f"{old.__module__}.{old.__qualname__}; refusing {fn.__module__}.{fn.__qualname__}"
-                    )
-                self.entries[key] = _Entry(fn, tuple(produces))
-            return fn
-
-        return deco
-
-    def get(self, key: str) -> Callable[..., Any] | None:
-        entry = self.entries.get(key)
-        return entry.fn if entry is not None else None
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.entries
-
-    def keys(self) -> list[str]:
-        return sorted(self.entries)
-
+__all__ = ["ATEN_EXPORTERS", "IMPORTERS", "IMPORT_HOW", "MODULE_EXPORTERS", "register_builder", "supported"]
 
 MODULE_EXPORTERS = ConverterTable("module exporter")
 ATEN_EXPORTERS = ConverterTable("ATen exporter")
-IMPORTERS = ConverterTable("k5 op importer")
+IMPORTERS = ConverterTable("k5 op importer", keyed_by_op=True)
+#: k5 op -> how ``to_torch`` runs it (``"nn.Conv1d/2d/3d"``), for the op-support table
+IMPORT_HOW: dict[str, str] = {}
 
 
-def _load() -> None:
-    from k5.convert.torch import export_aten, export_modules, import_ops  # noqa: F401 - registrations
+def register_builder(*ops: str, how: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a ``to_torch`` builder for k5 ``ops`` in :data:`IMPORTERS` (each must be a registered op)."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        IMPORTERS.register(*ops)(fn)
+        IMPORT_HOW.update(dict.fromkeys(ops, how))
+        return fn
+
+    return deco
 
 
 def supported() -> dict[str, dict[str, list[str]]]:
     """k5 op -> {"export": [torch modules / ATen ops that produce it], "import": [how to_torch runs it]}.
 
-    Generated from the converter tables (for docs/ops.md's PyTorch columns).
+    Generated from the converter tables (for docs/ops.md's PyTorch columns), which the package ``k5.convert.torch``
+    fills when it is imported (as it is before any of its modules).
     """
-    _load()
     out: dict[str, dict[str, list[str]]] = {}
     for table in (MODULE_EXPORTERS, ATEN_EXPORTERS):
         for key, entry in table.entries.items():
             for op in entry.produces:
                 out.setdefault(op, {"export": [], "import": []})["export"].append(key)
-    for key, entry in IMPORTERS.entries.items():
-        out.setdefault(key, {"export": [], "import": []})["import"] = list(entry.produces) or ["yes"]
+    for key in IMPORTERS.entries:
+        out.setdefault(key, {"export": [], "import": []})["import"] = [IMPORT_HOW.get(key) or "yes"]
     for v in out.values():
         v["export"].sort()
     return dict(sorted(out.items()))
