@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from k5.convert.formats import FileFormat, format_for
-from k5.errors import ConversionError, InputMismatchError, K5Error, MissingDependencyError, SaveError, VerificationError
+from k5.errors import ConversionError, K5Error, MissingDependencyError, SaveError, VerificationError
 from k5.format.model import Model, ValidationPair
 
 __all__ = ["add_parser", "run"]
@@ -118,11 +118,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _inputs(model: Model, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.inputs:
-        try:
-            with np.load(args.inputs, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}, f"the inputs in {args.inputs}"
-        except (OSError, ValueError, AttributeError) as e:
-            raise InputMismatchError(f"cannot read the inputs as .npz: {e}", where=args.inputs) from None
+        from k5.cli.run import read_npz
+
+        return read_npz(args.inputs), f"the inputs in {args.inputs}"
     pair = model.validation
     if pair is not None and pair.inputs:
         return {k: np.asarray(v) for k, v in pair.inputs.items()}, "the validation pair"
