@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 
 
-def mlp_arrays(seed: int = 0) -> dict[str, np.ndarray]:
+def mlp_arrays(seed: int = 0, hidden: int = 8) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        "w1": rng.standard_normal((8, 4)).astype("f4"),
-        "b1": rng.standard_normal(8).astype("f4"),
-        "w2": rng.standard_normal((3, 8)).astype("f4"),
+        "w1": rng.standard_normal((hidden, 4)).astype("f4"),
+        "b1": rng.standard_normal(hidden).astype("f4"),
+        "w2": rng.standard_normal((3, hidden)).astype("f4"),
         "b2": rng.standard_normal(3).astype("f4"),
     }
 
