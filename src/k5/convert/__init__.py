@@ -37,9 +37,10 @@ def require(module: str, extra: str, *, purpose: str | None = None) -> ModuleTyp
         return importlib.import_module(module)
     except ImportError as e:
         what = f" for {purpose}" if purpose else ""
-        raise MissingDependencyError(
-            f"{module!r} is needed{what} but cannot be imported ({e}). Install it with: {install_hint(extra)}"
-        ) from e
+        absent = isinstance(e, ModuleNotFoundError) and (e.name or "").split(".")[0] == module.split(".")[0]
+        why = "is not installed" if absent else f"cannot be imported ({e})"
+        hint = install_hint(extra)
+        raise MissingDependencyError(f"{module!r} is needed{what} but {why}. Install it with: {hint}") from e
 
 
 def framework_missing(e: ImportError, extra: str, what: str) -> MissingDependencyError | None:

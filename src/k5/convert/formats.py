@@ -69,7 +69,7 @@ class FileFormat:
 
     def available(self) -> bool:
         """Whether every module in ``requires`` can be imported here (without importing it)."""
-        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+        return all(_importable(m) for m in self.requires)
 
     def recognises(self, path: str) -> bool:
         if self.matches is not None and self.matches(path):
@@ -79,6 +79,13 @@ class FileFormat:
 
     def install_hint(self) -> str:
         return install_hint(self.extra) if self.extra else "pip install k5"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package ("tensorflow" of "tensorflow.lite")
+        return False
 
 
 _FORMATS: dict[str, FileFormat] = {}
