@@ -98,6 +98,21 @@ def read_inputs(model: Model, specs: list[str]) -> tuple[dict[str, Any], str]:
     return feeds, ", ".join(specs)
 
 
+def _save_npz(path: str, arrays: dict[str, Any]) -> None:
+    """np.savez, atomically: a temporary file beside the target, then a rename."""
+    target = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise K5Error(f"cannot write the outputs: {e.strerror or e}", where=path) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def run(args: argparse.Namespace) -> int:
     from k5.format.hdf5 import load
     from k5.runtime import run as run_model
@@ -130,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"total {total * 1e3:.3f} ms")
     if args.output:
         keep = env if args.intermediate else {n: env[n] for n in output_names}
-        arrays = {k: np.asarray(v) for k, v in keep.items() if isinstance(v, np.ndarray | np.generic)}
-        np.savez(args.output, **arrays)
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in keep.items() if isinstance(v, np.ndarray | np.generic)}
+        _save_npz(args.output, arrays)
         print(f"saved {len(arrays)} arrays to {args.output}")
     return 0
