@@ -62,8 +62,8 @@ def test_a_missing_framework_names_the_extra(tmp_path):
         from k5.convert import require
         from k5.errors import MissingDependencyError
         from k5.format.model import Graph, Model, Node, TensorInfo
-        io = [TensorInfo("x", "float32", [2])], [TensorInfo("y", "float32", [2])]
-        g = Graph([Node("r", "Relu", ["x"], ["y"])], *io)
+        decl = [TensorInfo("x", "float32", [2])], [TensorInfo("y", "float32", [2])]
+        g = Graph([Node("r", "Relu", ["x"], ["y"])], *decl)
         k5.save(Model(g), "m.k5")
         calls = {"to_torch": lambda: k5.to_torch(Model(g)), "from_torch": lambda: k5.from_torch(None, ()),
                  "to_onnx": lambda: k5.to_onnx(Model(g)), "from_onnx": lambda: k5.from_onnx("m.onnx"),
