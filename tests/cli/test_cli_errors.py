@@ -47,7 +47,7 @@ DRIVER = textwrap.dedent(
     """
 )
 
-BAD_SOURCES = ["random.onnx", "empty.onnx", "text.onnx", "truncated.onnx", "missing.onnx"]
+BAD_SOURCES = ["random.onnx", "empty.onnx", "text.onnx", "truncated.onnx", "missing.onnx", "empty_graph.onnx"]
 
 
 def _env() -> dict[str, str]:
@@ -79,6 +79,11 @@ def workdir(tmp_path_factory):
     (d / "empty.onnx").write_bytes(b"")
     (d / "text.onnx").write_text("name,value\nweight,0.5\nthis is a CSV file, not a model\n")
     (d / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    import onnx
+    from onnx import helper
+
+    empty_graph = helper.make_model(helper.make_graph([], "empty", [], []), opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(empty_graph, str(d / "empty_graph.onnx"))
     return d
 
 
@@ -90,6 +95,7 @@ def _writable():
 def batch(workdir):
     """Every case in one interpreter: argv -> result."""
     cases = [["convert", name, "out.k5"] for name in BAD_SOURCES]
+    cases += [["convert", name, "out.k5", "--no-verify"] for name in BAD_SOURCES]
     for fmt in _writable():  # every target format, from a .k5 and from an .onnx source
         for source in ("good.k5", "good.onnx"):
             cases.append(["convert", source, f"no/such/dir/model{fmt.extensions[0]}", "--to", fmt.name])
@@ -104,6 +110,8 @@ def batch(workdir):
 def test_bad_onnx_sources_are_one_line_naming_the_file(batch, workdir):
     for name in BAD_SOURCES:
         assert_one_error_line(batch[("convert", name, "out.k5")], name)
+        assert_one_error_line(batch[("convert", name, "out.k5", "--no-verify")], name)
+    assert "no graph with outputs" in batch[("convert", "empty_graph.onnx", "out.k5", "--no-verify")]["err"]
     assert not (workdir / "out.k5").exists()
 
 

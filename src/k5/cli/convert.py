@@ -126,7 +126,11 @@ def _inputs(model: Model, args: argparse.Namespace) -> tuple[dict[str, Any], str
         return {k: np.asarray(v) for k, v in pair.inputs.items()}, "the validation pair"
     from k5.convert.onnx.verify import random_inputs  # no framework import: NumPy only
 
-    return random_inputs(model.graph.inputs, seed=args.seed), f"random inputs (seed {args.seed})"
+    try:
+        feeds = random_inputs(model.graph.inputs, seed=args.seed)
+    except VerificationError as e:
+        raise VerificationError(f"{e.message}: pass --inputs x.npz, or --no-verify", where=args.source) from None
+    return feeds, f"random inputs (seed {args.seed})"
 
 
 def _run_source(fmt: FileFormat, path: str, model: Model, feeds: Mapping[str, Any]) -> dict[str, Any]:
