@@ -99,7 +99,8 @@ def batch(workdir):
     for fmt in _writable():  # every target format, from a .k5 and from an .onnx source
         for source in ("good.k5", "good.onnx"):
             cases.append(["convert", source, f"no/such/dir/model{fmt.extensions[0]}", "--to", fmt.name])
-    cases += [["--debug", "convert", "random.onnx", "out.k5"], ["convert", "good.k5", "b.boom"],
+    cases += [["--debug", "convert", "random.onnx", "out.k5"], ["convert", "random.onnx", "out.k5", "--debug"],
+              ["convert", "good.k5", "b.boom"],
               ["--debug", "convert", "good.k5", "b.boom"]]  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], capture_output=True, text=True,
                           timeout=300, cwd=workdir, env=_env())  # fmt: skip
@@ -126,9 +127,11 @@ def test_a_target_in_a_missing_directory_for_every_format(batch, workdir):
 
 
 def test_debug_shows_the_traceback(batch):
-    plain, debug = batch[("convert", "random.onnx", "out.k5")], batch[("--debug", "convert", "random.onnx", "out.k5")]
-    assert debug["rc"] == 1 and "Traceback (most recent call last)" in debug["err"]
-    assert debug["err"].strip().splitlines()[-1] == plain["err"].strip()
+    plain = batch[("convert", "random.onnx", "out.k5")]
+    for debug in (batch[("--debug", "convert", "random.onnx", "out.k5")],
+                  batch[("convert", "random.onnx", "out.k5", "--debug")]):  # fmt: skip
+        assert debug["rc"] == 1 and "Traceback (most recent call last)" in debug["err"]
+        assert debug["err"].strip().splitlines()[-1] == plain["err"].strip()
 
 
 def test_an_internal_error_is_one_line_with_a_hint(batch):

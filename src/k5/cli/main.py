@@ -23,18 +23,22 @@ __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 #: subcommand modules, in help order
 SUBCOMMANDS = ("inspect", "validate", "run", "convert", "formats")
 
+DEBUG_HELP = "show the traceback of an error"
+
 
 def build_parser() -> argparse.ArgumentParser:
     from k5 import __version__
 
     parser = argparse.ArgumentParser(prog="k5", description="Inspect, validate, run and convert .k5 model files.")
     parser.add_argument("--version", action="version", version=f"k5 {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"k5.cli.{name}")
         sub = module.add_parser(subparsers)
         sub.set_defaults(_run=module.run)
+        # also accepted after the subcommand; SUPPRESS keeps the global flag's value when absent here
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 
