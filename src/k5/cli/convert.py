@@ -107,12 +107,11 @@ def run(args: argparse.Namespace) -> int:
                 model.validation = ValidationPair(feeds, reference, rtol=args.rtol, atol=args.atol)
             check = (feeds, how, reference)
         _stage(f"writing it as {dst_fmt.name}", dst, lambda: write(model, dst, **opts), SaveError)
-        n_nodes, n_params = len(model.nodes), model.num_parameters()
+        print(f"wrote {dst} ({dst_fmt.name}, {len(model.nodes)} nodes, {model.num_parameters()} weight values)")
     if check is not None:
         feeds, how, reference = check
         got = _run_target(dst_fmt, dst, feeds)
         _report(src_fmt, dst_fmt, how, reference, got, args)
-    print(f"wrote {dst} ({dst_fmt.name}, {n_nodes} nodes, {n_params} weight values)")
     return 0
 
 
