@@ -1,4 +1,5 @@
-"""`import k5` (and the core: format, ops, runtime, CLI) loads NumPy and h5py only, never a framework."""
+"""`import k5` (and the core: format, ops, runtime, CLI, the format registry) loads NumPy and h5py only, never a
+framework."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def test_core_imports_no_framework():
         io = [TensorInfo("x", "float32", [2])], [TensorInfo("y", "float32", [2])]
         g = Graph([Node("r", "Relu", ["x"], ["y"])], *io)
         print(k5.run(Model(g), np.array([-1.0, 2.0], "f4"))["y"].tolist())
+        from k5.convert.formats import all_formats  # every converter package registers its formats: no framework
+        print("formats:", sorted(f.name for f in all_formats()))
         loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({BLOCKED!r}))
         print("frameworks:", loaded)
         """
@@ -32,3 +35,4 @@ def test_core_imports_no_framework():
     assert proc.returncode == 0, proc.stderr
     assert "[0.0, 2.0]" in proc.stdout
     assert "frameworks: []" in proc.stdout
+    assert "'k5'" in proc.stdout and "'onnx'" in proc.stdout

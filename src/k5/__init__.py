@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from k5._version import __version__
 from k5.errors import K5Error
 from k5.format.model import DataSplit, Graph, Metadata, Model, Node, TensorInfo, ValidationPair
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DataSplit",
@@ -22,31 +21,41 @@ __all__ = [
     "TensorInfo",
     "ValidationPair",
     "__version__",
-    "from_keras",
     "from_onnx",
     "from_torch",
     "load",
     "run",
     "save",
     "save_torch",
-    "to_keras",
     "to_onnx",
     "to_torch",
 ]
 
-# name -> module that defines it; imported on first access so `import k5` stays light
-_LAZY = {
-    "save": "k5.format.hdf5",
-    "load": "k5.format.hdf5",
-    "run": "k5.runtime.interpreter",
-    "from_onnx": "k5.convert.onnx",
-    "to_onnx": "k5.convert.onnx",
-    "from_torch": "k5.convert.torch",
-    "to_torch": "k5.convert.torch",
-    "save_torch": "k5.convert.torch",
-    "from_keras": "k5.convert.keras",
-    "to_keras": "k5.convert.keras",
+# name -> (module that defines it, the pip extra its framework comes from); imported on first access so that
+# `import k5` stays light
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "save": ("k5.format.hdf5", None),
+    "load": ("k5.format.hdf5", None),
+    "run": ("k5.runtime.interpreter", None),
+    "from_onnx": ("k5.convert.onnx", "onnx"),
+    "to_onnx": ("k5.convert.onnx", "onnx"),
+    "from_torch": ("k5.convert.torch", "torch"),
+    "to_torch": ("k5.convert.torch", "torch"),
+    "save_torch": ("k5.convert.torch", "torch"),
+    "from_keras": ("k5.convert.keras", "keras"),
+    "to_keras": ("k5.convert.keras", "keras"),
 }
+
+
+def _present(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+# the Keras converter is being built: its names are public once its package exists
+if _present("k5.convert.keras"):
+    __all__ += ["from_keras", "to_keras"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from k5.format.hdf5 import load, save
@@ -54,12 +63,25 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    entry = _LAZY.get(name)
+    if entry is None or name not in __all__:  # from_keras before k5.convert.keras exists
         raise AttributeError(f"module 'k5' has no attribute {name!r}")
+    module, extra = entry
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    if extra is None:
+        value = getattr(importlib.import_module(module), name)
+    else:
+        from k5.convert import framework_missing, requires_extra
+
+        try:
+            converter = importlib.import_module(module)
+        except ImportError as e:  # a converter that imports its framework eagerly: name the extra all the same
+            err = framework_missing(e, extra, f"k5.{name}")
+            if err is None:
+                raise
+            raise err from e
+        value = requires_extra(extra)(getattr(converter, name))
     globals()[name] = value
     return value
 

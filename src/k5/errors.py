@@ -21,6 +21,7 @@ __all__ = [
     "InputMismatchError",
     "JSONSyntaxError",
     "K5Error",
+    "MissingDependencyError",
     "MissingEntryError",
     "MissingWeightError",
     "NotK5FileError",
@@ -179,6 +180,11 @@ class UnsupportedTypesError(ConversionError):
 
 class VerificationError(ConversionError):
     """A converted model does not compute what the original did."""
+
+
+# --- the environment -----------------------------------------------------------------------------------------
+class MissingDependencyError(K5Error):
+    """An optional framework (an extra such as ``k5[torch]``) is needed but not installed; names the extra."""
 
 
 # --- writing -------------------------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ def summarize(model: Model, path: str, *, run_shapes: bool = False) -> dict[str,
     meta = model.metadata
     summary: dict[str, Any] = {
         "file": path,
+        "run_shapes": run_shapes,
         "file_bytes": os.path.getsize(path) if os.path.exists(path) else None,
         "opset": dict(model.opset),
         "metadata": {k: getattr(meta, k) for k in ("author", "description", "license", "producer", "created")}
@@ -160,6 +161,8 @@ def _text(s: dict[str, Any]) -> str:
     )
     if "run_shapes_error" in s:
         lines.append(f"(output shapes not run: {s['run_shapes_error']})")
+    elif not s["run_shapes"] and any(o["shape"] is None for r in s["nodes"] for o in r["outputs"]):
+        lines.append("(?: not declared in the file; --run-shapes fills them in by running the validation input)")
     if "validation" in s:
         v = s["validation"]
         ins = ", ".join(f"{k} {d['dtype']}{fmt_shape(d['shape'])}" for k, d in v["inputs"].items())

@@ -15,7 +15,7 @@ from k5.cli._common import describe_array, table
 from k5.errors import InputMismatchError, K5Error
 from k5.format.model import Model, Node
 
-__all__ = ["add_parser", "read_inputs", "run"]
+__all__ = ["add_parser", "read_inputs", "read_npz", "run"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -34,9 +34,42 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _load_array(path: str) -> np.ndarray:
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _kind(path: str) -> str:
+    """``"npy"`` or ``"npz"`` from the file's first bytes (not its name); a clear error for anything else."""
     try:
-        return np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise InputMismatchError(f"cannot read input file {path!r}: {e.strerror or e}") from None
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    what = "it is empty" if not head else f"it starts with {head!r}"
+    raise InputMismatchError(
+        f"input file {path!r} is not a .npy or .npz file ({what}); write inputs with numpy.save or numpy.savez"
+    )
+
+
+def _load_array(path: str) -> np.ndarray:
+    if _kind(path) != "npy":
+        raise InputMismatchError(f"input file {path!r} is a .npz archive: pass it alone (its keys name the inputs)")
+    try:
+        return np.asarray(np.load(path, allow_pickle=False))
+    except (OSError, ValueError) as e:
+        raise InputMismatchError(f"cannot read input file {path!r}: {e}") from None
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+    if _kind(path) != "npz":
+        raise InputMismatchError(f"input file {path!r} is a .npy array, not a .npz archive: give it as NAME={path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
     except (OSError, ValueError) as e:
         raise InputMismatchError(f"cannot read input file {path!r}: {e}") from None
 
@@ -54,12 +87,8 @@ def read_inputs(model: Model, specs: list[str]) -> tuple[dict[str, Any], str]:
         if "=" in spec and not os.path.exists(spec):
             name, path = spec.split("=", 1)
             feeds[name] = _load_array(path)
-        elif spec.endswith(".npz"):
-            try:
-                with np.load(spec, allow_pickle=False) as npz:
-                    feeds.update({k: npz[k] for k in npz.files})
-            except (OSError, ValueError) as e:
-                raise InputMismatchError(f"cannot read input file {spec!r}: {e}") from None
+        elif _kind(spec) == "npz":
+            feeds.update(read_npz(spec))
         else:
             positional.append(_load_array(spec))
     free = [n for n in names if n not in feeds]
@@ -67,6 +96,21 @@ def read_inputs(model: Model, specs: list[str]) -> tuple[dict[str, Any], str]:
         raise InputMismatchError(f"{len(positional)} positional input files for the inputs {free}")
     feeds.update(zip(free, positional, strict=False))
     return feeds, ", ".join(specs)
+
+
+def _save_npz(path: str, arrays: dict[str, Any]) -> None:
+    """np.savez, atomically: a temporary file beside the target, then a rename."""
+    target = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise K5Error(f"cannot write the outputs: {e.strerror or e}", where=path) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"total {total * 1e3:.3f} ms")
     if args.output:
         keep = env if args.intermediate else {n: env[n] for n in output_names}
-        arrays = {k: np.asarray(v) for k, v in keep.items() if isinstance(v, np.ndarray | np.generic)}
-        np.savez(args.output, **arrays)
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in keep.items() if isinstance(v, np.ndarray | np.generic)}
+        _save_npz(args.output, arrays)
         print(f"saved {len(arrays)} arrays to {args.output}")
     return 0

@@ -6,11 +6,15 @@ registers from inside a function. A format is data, not a class hierarchy:
 - ``name``: short id used by ``--from/--to`` (``"onnx"``, ``"k5"``, ``"keras"``, ``"t7"``).
 - ``extensions``: lower-case suffixes it is recognised by (``(".onnx",)``); ``matches`` recognises a path that a
   suffix cannot (a SavedModel directory, ``*-symbol.json``).
-- ``read(path) -> Model`` and ``write(model, path) -> None`` (``None`` where the direction is not supported).
-  A writer is atomic: the target appears whole or not at all.
+- ``read(path) -> Model`` and ``write(model, path, **options) -> None`` (``None`` where the direction is not
+  supported). A reader treats the file as untrusted: every failure is a :class:`~k5.errors.K5Error` naming the file.
+  A writer is atomic: the target appears whole or not at all. ``write_options`` names the keyword options the writer
+  takes (``("opset",)`` for ONNX), which ``k5 convert`` passes through when the user sets them.
 - ``run(path, inputs) -> outputs``: run the file in the format's *own* runtime (onnxruntime for ONNX, Keras for
   ``.keras``, OpenCV for ``.t7`` where it exists). Verification compares this with the other side. ``None`` when
-  the format has no runtime of its own to offer.
+  the format has no runtime of its own to offer (verification then runs the k5 reference runtime).
+  ``runtime`` names it for reports (``"onnxruntime"``). ``run`` is called on a file that ``read`` has accepted
+  or that k5 has just written.
 - ``extra``: the pip extra that provides what it needs (``pip install 'k5[onnx]'``); ``requires``: the modules
   that must be importable for it to work (checked by :func:`FileFormat.available`).
 
@@ -26,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from k5.convert import install_hint
 from k5.errors import ConversionError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,7 +49,7 @@ PACKAGES = (
 )
 
 Reader = Callable[[str], "Model"]
-Writer = Callable[["Model", str], None]
+Writer = Callable[..., None]  # (model, path, **write_options)
 Runner = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 
 
@@ -56,13 +61,15 @@ class FileFormat:
     read: Reader | None = None
     write: Writer | None = None
     run: Runner | None = None
+    runtime: str = ""
     extra: str | None = None
     requires: tuple[str, ...] = ()
     matches: Callable[[str], bool] | None = None
+    write_options: tuple[str, ...] = ()
 
     def available(self) -> bool:
         """Whether every module in ``requires`` can be imported here (without importing it)."""
-        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+        return all(_importable(m) for m in self.requires)
 
     def recognises(self, path: str) -> bool:
         if self.matches is not None and self.matches(path):
@@ -71,7 +78,14 @@ class FileFormat:
         return any(lower.endswith(ext) for ext in self.extensions)
 
     def install_hint(self) -> str:
-        return f"pip install 'k5[{self.extra}]'" if self.extra else "pip install k5"
+        return install_hint(self.extra) if self.extra else "pip install k5"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a missing parent package ("tensorflow" of "tensorflow.lite")
+        return False
 
 
 _FORMATS: dict[str, FileFormat] = {}
@@ -118,10 +132,16 @@ def format_for(path: str, override: str | None = None) -> FileFormat:
     found = [f for f in _FORMATS.values() if f.matches is not None and f.matches(path)]
     if not found:
         lower = os.fspath(path).lower().rstrip("/\\")
-        scored = [(max(len(e) for e in f.extensions if lower.endswith(e)), f) for f in _FORMATS.values()
-                  if any(lower.endswith(e) for e in f.extensions)]
+        scored = [
+            (max(len(e) for e in f.extensions if lower.endswith(e)), f)
+            for f in _FORMATS.values()
+            if any(lower.endswith(e) for e in f.extensions)
+        ]
         found = [f for _, f in sorted(scored, key=lambda t: -t[0])]
     if not found:
         known = sorted({e for f in _FORMATS.values() for e in f.extensions})
-        raise ConversionError(f"cannot tell the format of {path!r}. Expected one of {known}, or --from/--to")
+        raise ConversionError(
+            f"cannot tell the format of {path!r} from its extension. Expected one of {known}, or name it with "
+            "--from/--to (see `k5 formats`)"
+        )
     return found[0]

@@ -578,7 +578,7 @@ def _fsync_dir(directory: str) -> None:
 
 
 def _write_metadata(f: h5py.File, meta: Metadata) -> None:
-    from k5 import __version__
+    from k5._version import __version__
 
     f.attrs["k5_version"] = FORMAT_VERSION
     f.attrs["producer"] = meta.producer or f"k5 {__version__}"

@@ -62,10 +62,11 @@ def test_onnx_to_k5_to_onnx(tmp_path, capsys) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.k5", "a.onnx", "b.onnx"]  # no temporary files left
 
 
-def test_convert_refuses_unknown_or_same_formats(tmp_path, capsys) -> None:
+def test_convert_refuses_unknown_formats_and_the_same_file(tmp_path, capsys) -> None:
     src = tmp_path / "a.onnx"
     _small_onnx(src)
     assert main(["convert", str(src), str(tmp_path / "a.pb")]) == 1
     assert "extension" in capsys.readouterr().err
-    assert main(["convert", str(src), str(tmp_path / "b.onnx"), "--no-verify"]) == 1
-    assert not (tmp_path / "b.onnx").exists()
+    before = src.read_bytes()
+    assert main(["convert", str(src), str(src), "--no-verify"]) == 1
+    assert "same file" in capsys.readouterr().err and src.read_bytes() == before
