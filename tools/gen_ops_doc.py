@@ -41,7 +41,7 @@ def _torch_table() -> dict[str, dict[str, list[str]]]:
 
 def op_table() -> str:
     from k5.convert.onnx.support import support
-    from k5.ops.registry import all_schemas
+    from k5.ops import all_schemas
 
     schemas = list(all_schemas())
     torch_table = _torch_table()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from k5.ops.registry import all_schemas
+from k5.ops import all_schemas
 
 pytest.importorskip("onnx", reason="ONNX's backend test cases are the main oracle for the op set")
 

@@ -7,7 +7,7 @@ import pytest
 from _primitive_cases import SHAPE, cases_for, check_case, reference_vs_k5
 
 from k5.errors import OpError
-from k5.ops.registry import get_schema
+from k5.ops import get_schema
 
 RNG = np.random.default_rng(7)
 I64 = np.int64

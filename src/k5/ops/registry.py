@@ -17,6 +17,10 @@ An op is a plain NumPy function whose signature is its schema::
 
 The same schema validates nodes (:meth:`OpSchema.check_node`), is what converters check against, generates
 ``docs/ops.md`` and parametrizes the tests. Registering the same (domain, op, since) twice is an error.
+
+This module is a leaf: it holds the table and the decorator and imports no op family. The public entry point is
+the package :mod:`k5.ops`, which imports every family eagerly; look ops up through it (``from k5.ops import
+get_schema``) so that the table is complete.
 """
 
 from __future__ import annotations
@@ -360,13 +364,8 @@ def op(
     return register
 
 
-def _ensure_loaded() -> None:
-    import k5.ops  # noqa: F401 - registers every op family
-
-
 def find_schema(op_name: str, domain: str = DEFAULT_DOMAIN, version: int | None = None) -> OpSchema | None:
     """The newest schema of ``op_name`` whose ``since`` is <= ``version`` (the newest overall if None)."""
-    _ensure_loaded()
     versions = _REGISTRY.get((domain, op_name))
     if not versions:
         return None
@@ -394,8 +393,5 @@ def get_schema(op_name: str, domain: str = DEFAULT_DOMAIN, version: int | None =
 
 def all_schemas() -> Iterator[OpSchema]:
     """The newest schema of every registered op, sorted by domain and name."""
-    _ensure_loaded()
     for key in sorted(_REGISTRY):
         yield _REGISTRY[key][-1]
-
-

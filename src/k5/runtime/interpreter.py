@@ -18,7 +18,7 @@ import numpy as np
 from k5.errors import GraphError, InputMismatchError, K5Error, RunError
 from k5.format.dtypes import dtype_of
 from k5.format.model import Graph, Model, Node, TensorInfo, as_array
-from k5.ops.registry import OpSchema, get_schema
+from k5.ops import OpSchema, get_schema
 
 __all__ = ["RunContext", "Session", "TraceFn", "run"]
 

@@ -93,7 +93,7 @@ class _Exporter:
         """k5 attribute values -> AttributeProtos typed by the k5 schema (dtype names -> ONNX codes)."""
         from onnx import helper
 
-        from k5.ops.registry import find_schema
+        from k5.ops import find_schema
 
         schema = find_schema(node.op, node.domain)
         out = []
@@ -161,7 +161,7 @@ class _Exporter:
     def node(self, n: Node, graph_outputs: set[str]) -> list[Any]:
         from onnx import helper
 
-        from k5.ops.registry import find_schema
+        from k5.ops import find_schema
 
         if n.domain != DEFAULT_DOMAIN:
             self.used_domains.add(n.domain)
@@ -476,7 +476,7 @@ def _dtype_of(ex: _Exporter, name: str, depth: int = 0) -> str | None:
 
 
 def _param_name(node: Node, index: int) -> str | None:
-    from k5.ops.registry import find_schema
+    from k5.ops import find_schema
 
     schema = find_schema(node.op, node.domain)
     return schema.inputs[index].name if schema is not None and index < len(schema.inputs) else None
