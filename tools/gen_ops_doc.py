@@ -51,16 +51,17 @@ def op_table() -> str:
     lines = [
         f"{len(schemas)} ops in {len(families)} families. Columns: ONNX import (an ONNX op, or pattern, becomes it), "
         "ONNX export (how it is written), PyTorch export (`from_torch` produces it), PyTorch import (`to_torch` "
-        "runs it).",
+        "runs it). Output dtype: the op's rule (`same`: the first input's dtype; `same:NAME`: input NAME's; "
+        "`attr:NAME`: the dtype attribute NAME names; `a|b`: a, else b; `?`: known only when run).",
         "",
     ]
     for family in sorted(families):
         lines += [
             f"### {family}",
             "",
-            "| op | since | inputs | outputs | attributes | ONNX import | ONNX export | PyTorch export "
+            "| op | since | inputs | outputs | output dtype | attributes | ONNX import | ONNX export | PyTorch export "
             "| PyTorch import | summary |",
-            "|---|---:|---|---|---|---|---|---|---|---|",
+            "|---|---:|---|---|---|---|---|---|---|---|---|",
         ]
         for s in families[family]:
             onnx_support = support(s.name, s.domain)
@@ -71,6 +72,7 @@ def op_table() -> str:
                 str(s.since),
                 ", ".join(f"`{i}`" for i in s.inputs),
                 ", ".join(f"`{o}`" for o in s.outputs),
+                s.out_dtype_text(),
                 "<br>".join(_attr(a) for a in s.attrs.values()),
                 onnx_support["import"],
                 onnx_support["export"],

@@ -21,6 +21,16 @@ from k5.ops import (  # noqa: F401 - imported for their registrations
     shape,
     signal,
 )
+from k5.ops.infer import infer_dtypes, value_dtype
 from k5.ops.registry import OPSET_VERSION, OpSchema, all_schemas, find_schema, get_schema, op
 
-__all__ = ["OPSET_VERSION", "OpSchema", "all_schemas", "find_schema", "get_schema", "op"]
+__all__ = [
+    "OPSET_VERSION",
+    "OpSchema",
+    "all_schemas",
+    "find_schema",
+    "get_schema",
+    "infer_dtypes",
+    "op",
+    "value_dtype",
+]

@@ -202,6 +202,7 @@ def attention(
         "@q_bias?", "@k_bias?", "@v_bias?", "@out_weight", "@out_bias?",
     ],
     outputs=["Y", "attn_weights?"],
+    decomposes_to="MatMul/Reshape/Transpose/Softmax",
 )  # fmt: skip
 def multi_head_attention(
     query: np.ndarray,

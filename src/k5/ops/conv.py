@@ -462,7 +462,7 @@ def _lowest(dtype: np.dtype) -> float | int:
     return -np.inf
 
 
-@op("MaxPool", inputs=["X"], outputs=["Y", "Indices?"])
+@op("MaxPool", inputs=["X"], outputs=["Y", "Indices?"], out_dtype=("same", "int64"))
 def max_pool(
     x: np.ndarray,
     *,
@@ -690,7 +690,12 @@ def _adaptive_setup(what: str, x: np.ndarray, output_size: list[int]) -> list[in
     return list(output_size)
 
 
-@op("AdaptiveAveragePool", inputs=["X"], outputs=["Y"])
+@op(
+    "AdaptiveAveragePool",
+    inputs=["X"],
+    outputs=["Y"],
+    decomposes_to="GlobalAveragePool / AveragePool (uniform bins)",
+)
 def adaptive_average_pool(x: np.ndarray, *, output_size: list[int]) -> np.ndarray:
     """PyTorch's ``adaptive_avg_pool{1,2,3}d``: output bin ``i`` of a spatial axis of size ``in`` averages
     ``[floor(i*in/out), ceil((i+1)*in/out))``. ``Y [N, C, *output_size]``."""
@@ -707,7 +712,7 @@ def adaptive_average_pool(x: np.ndarray, *, output_size: list[int]) -> np.ndarra
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
-@op("AdaptiveMaxPool", inputs=["X"], outputs=["Y"])
+@op("AdaptiveMaxPool", inputs=["X"], outputs=["Y"], decomposes_to="GlobalMaxPool / MaxPool (uniform bins)")
 def adaptive_max_pool(x: np.ndarray, *, output_size: list[int]) -> np.ndarray:
     """PyTorch's ``adaptive_max_pool{1,2,3}d``: the bins of AdaptiveAveragePool, max per bin.
     ``Y [N, C, *output_size]``."""

@@ -231,13 +231,13 @@ def erf(x: np.ndarray) -> np.ndarray:
     return np.asarray(y).astype(x.dtype)
 
 
-@op("IsNaN", inputs=["X"], outputs=["Y"])
+@op("IsNaN", inputs=["X"], outputs=["Y"], out_dtype="bool")
 def isnan(x: np.ndarray) -> np.ndarray:
     """True where x is NaN."""
     return np.asarray(np.isnan(x.astype(np.float32) if x.dtype.kind not in "fiub" else x))
 
 
-@op("IsInf", inputs=["X"], outputs=["Y"])
+@op("IsInf", inputs=["X"], outputs=["Y"], out_dtype="bool")
 def isinf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1) -> np.ndarray:
     """True where x is +inf (if ``detect_positive``) or -inf (if ``detect_negative``)."""
     if x.dtype.kind not in "fiub":
@@ -247,7 +247,7 @@ def isinf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1) 
     return np.asarray(pos | neg_)
 
 
-@op("Not", inputs=["X"], outputs=["Y"])
+@op("Not", inputs=["X"], outputs=["Y"], out_dtype="bool")
 def not_(x: np.ndarray) -> np.ndarray:
     """Logical not of a bool tensor."""
     return np.asarray(np.logical_not(x))
@@ -355,7 +355,7 @@ def _compare(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], what
 
     kernel.__name__ = kernel.__qualname__ = name.lower()
     kernel.__doc__ = f"``{what}`` elementwise with broadcasting, as bool."
-    op(name, inputs=["A", "B"], outputs=["C"])(kernel)
+    op(name, inputs=["A", "B"], outputs=["C"], out_dtype="bool")(kernel)
 
 
 for _name, _fn, _what in (
@@ -371,7 +371,7 @@ for _name, _fn, _what in (
     _compare(_name, _fn, _what)
 
 
-@op("Where", inputs=["condition", "X", "Y"], outputs=["output"])
+@op("Where", inputs=["condition", "X", "Y"], outputs=["output"], out_dtype="same:X")
 def where(condition: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x`` where ``condition`` else ``y``, all three broadcast together."""
     return _same(np.where(condition, x, y), x)
@@ -405,7 +405,7 @@ def bitwise_not(x: np.ndarray) -> np.ndarray:
     return _same(np.invert(x), x)
 
 
-@op("BitCast", inputs=["input"], outputs=["output"])
+@op("BitCast", inputs=["input"], outputs=["output"], out_dtype="attr:to")
 def bit_cast(x: np.ndarray, *, to: str) -> np.ndarray:
     """The same bytes (little-endian) read as the k5 dtype ``to``, which must have the input's bit width."""
     target = dtype_of(to, where="BitCast attribute 'to'").numpy
@@ -576,7 +576,7 @@ def identity(x: object) -> object:
     return x
 
 
-@op("Dropout", inputs=["data", "ratio?", "training_mode?"], outputs=["output", "mask?"])
+@op("Dropout", inputs=["data", "ratio?", "training_mode?"], outputs=["output", "mask?"], out_dtype=("same", "bool"))
 def dropout(
     data: np.ndarray,
     ratio: np.ndarray | None = None,
@@ -602,7 +602,7 @@ def dropout(
 # --- casts ---------------------------------------------------------------------------------------------------
 
 
-@op("Cast", inputs=["input"], outputs=["output"])
+@op("Cast", inputs=["input"], outputs=["output"], out_dtype="attr:to")
 def cast(x: np.ndarray, *, to: str, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
     """``x`` converted to the k5 dtype named ``to`` (e.g. "float16"). Floats to integers truncate toward zero;
     to float8 types, out-of-range values become the largest finite value when ``saturate`` (default), else
@@ -611,7 +611,7 @@ def cast(x: np.ndarray, *, to: str, saturate: int = 1, round_mode: str = "up") -
     return _cast(np.asarray(x), target, saturate, round_mode)
 
 
-@op("CastLike", inputs=["input", "target_type"], outputs=["output"])
+@op("CastLike", inputs=["input", "target_type"], outputs=["output"], out_dtype="same:target_type")
 def cast_like(x: np.ndarray, target_type: np.ndarray, *, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
     """``x`` converted to the dtype of ``target_type`` (whose values are ignored), as ``Cast`` does."""
     return _cast(np.asarray(x), np.asarray(target_type).dtype, saturate, round_mode)

@@ -489,6 +489,7 @@ def _iou(one: np.ndarray, many: np.ndarray) -> np.ndarray:
     "NonMaxSuppression",
     inputs=["boxes", "scores", "max_output_boxes_per_class?", "iou_threshold?", "score_threshold?"],
     outputs=["selected_indices"],
+    out_dtype="int64",
 )
 def non_max_suppression(
     boxes: np.ndarray,

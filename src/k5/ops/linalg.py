@@ -61,7 +61,7 @@ def gemm(
     return np.asarray(y, dtype=a.dtype)
 
 
-@op("Linear", inputs=["X", "@weight", "@bias?"], outputs=["Y"])
+@op("Linear", inputs=["X", "@weight", "@bias?"], outputs=["Y"], decomposes_to="MatMul+Add")
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """A fully connected layer: ``Y = X @ weight.T + bias`` over the last axis of X.
 
@@ -103,7 +103,7 @@ def det(x: np.ndarray) -> np.ndarray:
     return np.asarray(np.linalg.det(x.astype(ct, copy=False)), dtype=x.dtype)
 
 
-@op("Embedding", inputs=["indices", "@weight"], outputs=["Y"])
+@op("Embedding", inputs=["indices", "@weight"], outputs=["Y"], out_dtype="same:weight", decomposes_to="Gather")
 def embedding(indices: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """A lookup table: ``Y = weight[indices]``, shape ``indices.shape + [embedding_dim]``.
 

@@ -7,10 +7,13 @@ cast back to the input dtype.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from k5.errors import OpError
+from k5.format.dtypes import from_numpy
 from k5.ops.registry import op
 
 #: ONNX stash_type (a TensorProto element type) -> NumPy dtype for statistics
@@ -110,7 +113,22 @@ def _normalize_from(
     return d * inv, mean, inv.astype(ct), ct
 
 
-@op("LayerNormalization", inputs=["X", "@scale", "@bias?"], outputs=["Y", "Mean?", "InvStdDev?"])
+def _stash_out(stash_type: int) -> np.dtype:
+    """The dtype of LayerNormalization's Mean and InvStdDev outputs."""
+    return _STASH.get(stash_type, np.dtype(np.float32))
+
+
+def _stash_rule(dtypes: Sequence[str | None], attrs: Mapping[str, Any]) -> str | None:
+    """stash_type (float32 by default)"""
+    return from_numpy(_stash_out(attrs["stash_type"]))
+
+
+@op(
+    "LayerNormalization",
+    inputs=["X", "@scale", "@bias?"],
+    outputs=["Y", "Mean?", "InvStdDev?"],
+    out_dtype=("same", _stash_rule, _stash_rule),
+)
 def layer_normalization(
     x: np.ndarray,
     scale: np.ndarray,
@@ -129,7 +147,7 @@ def layer_normalization(
     y = y * scale.astype(ct, copy=False)
     if bias is not None:
         y = y + bias.astype(ct, copy=False)
-    out_stats = _STASH.get(stash_type, np.dtype(np.float32))
+    out_stats = _stash_out(stash_type)
     return np.asarray(y, dtype=x.dtype), mean.astype(out_stats), inv.astype(out_stats)
 
 

@@ -137,13 +137,13 @@ def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Ca
     return np.asarray(idx, dtype=np.int64)
 
 
-@op("ArgMax", inputs=["data"], outputs=["reduced"])
+@op("ArgMax", inputs=["data"], outputs=["reduced"], out_dtype="int64")
 def arg_max(data: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0) -> np.ndarray:
     """Index (int64) of the largest value along ``axis``: the first one, or the last with ``select_last_index``."""
     return _arg(data, axis, keepdims, select_last_index, np.argmax, "ArgMax")
 
 
-@op("ArgMin", inputs=["data"], outputs=["reduced"])
+@op("ArgMin", inputs=["data"], outputs=["reduced"], out_dtype="int64")
 def arg_min(data: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0) -> np.ndarray:
     """Index (int64) of the smallest value along ``axis``: the first one, or the last with ``select_last_index``."""
     return _arg(data, axis, keepdims, select_last_index, np.argmin, "ArgMin")
@@ -221,7 +221,7 @@ def cum_prod(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: in
 # --- TopK ----------------------------------------------------------------------------------------------------
 
 
-@op("TopK", inputs=["X", "K"], outputs=["Values", "Indices"])
+@op("TopK", inputs=["X", "K"], outputs=["Values", "Indices"], out_dtype=("same", "int64"))
 def top_k(
     x: np.ndarray, k: np.ndarray, *, axis: int = -1, largest: int = 1, sorted: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -64,7 +64,7 @@ def constant(value: np.ndarray) -> np.ndarray:
     return value
 
 
-@op("ConstantOfShape", inputs=["input", "@value?"], outputs=["output"])
+@op("ConstantOfShape", inputs=["input", "@value?"], outputs=["output"], out_dtype="same:value|float32")
 def constant_of_shape(shape: np.ndarray, value: np.ndarray | None = None) -> np.ndarray:
     """A tensor of shape ``input`` (1-D int64) filled with the one-element weight ``value`` (float32 0 if absent)."""
     dims = _ints(shape, "input", "ConstantOfShape")
@@ -76,7 +76,7 @@ def constant_of_shape(shape: np.ndarray, value: np.ndarray | None = None) -> np.
     return np.full(dims, fill.reshape(()), dtype=fill.dtype)
 
 
-@op("Shape", inputs=["data"], outputs=["shape"])
+@op("Shape", inputs=["data"], outputs=["shape"], out_dtype="int64")
 def shape(data: np.ndarray, *, start: int = 0, end: int | None = None) -> np.ndarray:
     """The shape of ``data`` as int64, dims ``[start:end]`` (negative counts from the end, clamped to the rank)."""
     rank = np.ndim(data)
@@ -86,7 +86,7 @@ def shape(data: np.ndarray, *, start: int = 0, end: int | None = None) -> np.nda
     return np.asarray(np.shape(data)[s:e], dtype=np.int64).reshape(-1)
 
 
-@op("Size", inputs=["data"], outputs=["size"])
+@op("Size", inputs=["data"], outputs=["size"], out_dtype="int64")
 def size(data: np.ndarray) -> np.ndarray:
     """The number of elements of ``data``, as a 0-d int64."""
     return np.asarray(np.size(data), dtype=np.int64)
@@ -424,7 +424,7 @@ def range_(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarra
     return (np.asarray(s, dtype=dtype) + np.arange(n, dtype=dtype) * np.asarray(d, dtype=dtype)).astype(dtype)
 
 
-@op("OneHot", inputs=["indices", "depth", "values"], outputs=["output"])
+@op("OneHot", inputs=["indices", "depth", "values"], outputs=["output"], out_dtype="same:values")
 def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """``values[1]`` where the new ``axis`` equals ``indices`` (negatives wrap once), ``values[0]`` elsewhere.
     Indices outside [-depth, depth) give an all-off row."""
@@ -441,7 +441,7 @@ def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis:
     return np.where(hot, on, off).astype(vals.dtype)
 
 
-@op("NonZero", inputs=["X"], outputs=["Y"])
+@op("NonZero", inputs=["X"], outputs=["Y"], out_dtype="int64")
 def non_zero(x: np.ndarray) -> np.ndarray:
     """The int64 coordinates of the non-zero elements, shape [rank, count], in row-major order."""
     if x.ndim == 0:
@@ -458,7 +458,7 @@ def trilu(x: np.ndarray, k: np.ndarray | None = None, *, upper: int = 1) -> np.n
     return np.triu(x, kk) if upper else np.tril(x, kk)
 
 
-@op("EyeLike", inputs=["input"], outputs=["output"])
+@op("EyeLike", inputs=["input"], outputs=["output"], out_dtype="attr:dtype|same")
 def eye_like(x: np.ndarray, *, dtype: str | None = None, k: int = 0) -> np.ndarray:
     """A 2-D tensor of the input's shape with ones on diagonal ``k``; of k5 dtype ``dtype`` (the input's if absent)."""
     if x.ndim != 2:
@@ -508,7 +508,12 @@ def reverse_sequence(
     return np.take_along_axis(x, src, axis=t_ax)
 
 
-@op("Unique", inputs=["X"], outputs=["Y", "indices?", "inverse_indices?", "counts?"])
+@op(
+    "Unique",
+    inputs=["X"],
+    outputs=["Y", "indices?", "inverse_indices?", "counts?"],
+    out_dtype=("same", "int64", "int64", "int64"),
+)
 def unique(
     x: np.ndarray, *, axis: int | None = None, sorted: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

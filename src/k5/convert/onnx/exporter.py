@@ -48,6 +48,7 @@ class _Exporter:
         self.names: set[str] = set()
         self.constants: dict[str, Any] = {}  # value name -> array, for Constant nodes (static shapes, masks)
         self.infos: dict[str, TensorInfo] = {}
+        self.dtypes: dict[str, str] | None = None  # value name -> dtype by the op registry's rules, on first use
         for _, n in model.graph.walk():
             self.names.update(n.inputs)
             self.names.update(n.outputs)
@@ -421,65 +422,17 @@ def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     return out
 
 
-#: ops whose first output is bool / int64 whatever their inputs
-_BOOL_OPS = frozenset(
-    {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf"}
-)
-_INT64_OPS = frozenset({"Shape", "Size", "ArgMax", "ArgMin", "NonZero"})
-#: ops whose outputs have the dtype of their input at the given index
-_SAME_AS_INPUT = {
-    **dict.fromkeys(
-        (
-            "Identity", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Transpose", "Slice", "Gather", "GatherElements",
-            "GatherND", "Concat", "Tile", "Flatten", "Split", "Pad", "Trilu", "Neg", "Abs", "Add", "Sub", "Mul",
-            "Div", "Max", "Min", "Clip", "Relu", "Dropout", "Linear", "MatMul", "Softmax", "LogSoftmax", "Sigmoid",
-            "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "ReduceMax", "ReduceMin",
-            "ReduceSum", "ReduceMean", "Sign", "DepthToSpace", "SpaceToDepth",
-        ),
-        0,
-    ),
-    "Where": 1,
-    "CastLike": 1,
-}  # fmt: skip
-
-
-def _dtype_of(ex: _Exporter, name: str, depth: int = 0) -> str | None:
-    """The k5 dtype of value ``name``: a stored constant's, a declared one (inputs, outputs, value_info), else
-    derived from the k5 node computing it (Cast's 'to', comparisons -> bool, shape-preserving ops...)."""
+def _dtype_of(ex: _Exporter, name: str) -> str | None:
+    """The k5 dtype of value ``name``: a stored constant's, a declared one (inputs, outputs, value_info), else the
+    one its producer's output dtype rule in the op registry gives."""
     from k5.format.model import weight_dtype
+    from k5.ops import infer_dtypes
 
     if name in ex.constants:
         return weight_dtype(ex.constants[name])
-    info = ex.infos.get(name)
-    if info is not None and info.dtype:
-        return info.dtype
-    node = ex.producers.get(name)
-    if node is None or node.domain != DEFAULT_DOMAIN or depth > 64:
-        return None
-    if node.op == "Cast" and isinstance(node.attrs.get("to"), str):
-        return str(node.attrs["to"])
-    if node.op in _BOOL_OPS:
-        return "bool"
-    if node.op in _INT64_OPS:
-        return "int64"
-    if node.op in ("Constant", "ConstantOfShape"):
-        value = node.weights.get("value")
-        return weight_dtype(value) if value is not None else ("float32" if node.op == "ConstantOfShape" else None)
-    index = _SAME_AS_INPUT.get(node.op)
-    if index is None:
-        return None
-    if index < len(node.inputs) and node.inputs[index]:
-        return _dtype_of(ex, node.inputs[index], depth + 1)
-    param = _param_name(node, index)
-    value = node.weights.get(param) if param else None
-    return weight_dtype(value) if value is not None else None
-
-
-def _param_name(node: Node, index: int) -> str | None:
-    from k5.ops import find_schema
-
-    schema = find_schema(node.op, node.domain)
-    return schema.inputs[index].name if schema is not None and index < len(schema.inputs) else None
+    if ex.dtypes is None:
+        ex.dtypes = infer_dtypes(ex.model.graph)
+    return ex.dtypes.get(name)
 
 
 def _inferred_dtype(ex: _Exporter, name: str) -> str | None:
