@@ -85,6 +85,19 @@ def op_table() -> str:
     return "\n".join(lines)
 
 
+def k5_only_section() -> str:
+    """The ops k5 has and ONNX lacks: those the registry declares with ``decomposes_to=``."""
+    from k5.ops import all_schemas
+
+    lines = [
+        "Layer ops that ONNX lacks (declared with `decomposes_to=` in the op registry; the ONNX exporter writes "
+        "them with standard ops). Their semantics are their kernels' docstrings.",
+        "",
+    ]
+    lines += [f"- `{s.qualname}` ({s.family}): written as {s.decomposes_to}" for s in all_schemas() if s.k5_only]
+    return "\n".join(lines) + "\n"
+
+
 def scoreboard_section() -> str:
     import onnx
 
@@ -107,6 +120,8 @@ def render(scoreboard: str) -> str:
         "do not edit by hand.\n\n"
         "## ONNX conformance\n\n"
         f"{BEGIN}\n{scoreboard.strip()}\n{END}\n\n"
+        "## k5's own ops\n\n"
+        f"{k5_only_section()}\n"
         "## Op table\n\n"
         f"{op_table()}"
     )

@@ -2,7 +2,8 @@
 
 Most k5 ops are ONNX ops with ONNX's latest semantics, so they map one-to-one; node-owned weights become
 initializers (``Constant`` nodes inside nested graphs), dtype names in attributes become ONNX type codes, and the
-k5 layer ops ONNX lacks are decomposed (table ``DECOMPOSITIONS``). The ONNX opset written is the lowest one (at
+k5's own ops, which ONNX lacks, are decomposed (table ``DECOMPOSITIONS``, one entry for every op the registry
+declares with ``decomposes_to=``). The ONNX opset written is the lowest one (at
 least :data:`~k5.convert.onnx.tables.EXPORT_FLOOR_OPSET`) at which every node emitted has its current form, which
 keeps the file runnable by older runtimes; an explicit ``opset`` is checked the same way.
 """
@@ -22,6 +23,7 @@ from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
 from k5.convert.onnx.types import parse_type
+from k5.convert.table import ConverterTable
 from k5.errors import ConversionError, UnsupportedOpsError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
 
@@ -280,6 +282,10 @@ def _onnx_attribute_names(op: str) -> set[str] | None:
 # --- decompositions of k5-only ops ------------------------------------------------------------------------------
 Decomposition = Callable[[_Exporter, Node, list[Any]], list[Any]]
 
+#: k5 op -> how it is written in ONNX: one entry for each op the registry declares k5-only (``decomposes_to=``);
+#: keys are checked against the registry when this module loads, completeness by tests/convert/onnx
+DECOMPOSITIONS = ConverterTable("ONNX decomposition", keyed_by_op=True)
+
 
 def _const(ex: _Exporter, base: str, value: np.ndarray) -> tuple[Any, str]:
     from onnx import helper
@@ -309,11 +315,13 @@ def _linear_into(ex: _Exporter, node: Node, x: str, w: Any, b: Any, y: str, tag:
     return out
 
 
+@DECOMPOSITIONS.register("Linear")
 def _linear(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
     x, w, b = [*args, "", ""][:3]
     return _linear_into(ex, node, x, w, b, node.outputs[0], "")
 
 
+@DECOMPOSITIONS.register("Embedding")
 def _embedding(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
     from onnx import helper
 
@@ -323,6 +331,7 @@ def _embedding(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
     return out
 
 
+@DECOMPOSITIONS.register("AdaptiveAveragePool", "AdaptiveMaxPool")
 def _adaptive_pool(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     from onnx import helper
 
@@ -351,6 +360,7 @@ def _static_spatial(ex: _Exporter, name: str, rank: int) -> list[int] | None:
     return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else None
 
 
+@DECOMPOSITIONS.register("MultiHeadAttention")
 def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     """MultiHeadAttention (batch-first) as projections, per-head MatMul/Softmax/MatMul and the output projection."""
     from onnx import helper
@@ -472,16 +482,6 @@ def _mask_dtype(ex: _Exporter, node: Node, name: str, what: str) -> str:
             where=node.label,
         )
     return dtype
-
-
-#: k5 op -> how it is written in ONNX (k5 layer ops that ONNX lacks)
-DECOMPOSITIONS: dict[str, Decomposition] = {
-    "Linear": _linear,
-    "Embedding": _embedding,
-    "MultiHeadAttention": _mha,
-    "AdaptiveAveragePool": _adaptive_pool,
-    "AdaptiveMaxPool": _adaptive_pool,
-}
 
 
 def to_onnx(model: Model, *, opset: int | None = None) -> Any:
