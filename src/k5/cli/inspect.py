@@ -10,6 +10,7 @@ from typing import Any
 
 from k5.cli._common import fmt_bytes, fmt_shape, table
 from k5.format.model import Graph, Model, TensorInfo, weight_dtype, weight_shape
+from k5.ops import infer_dtypes, qualname
 
 __all__ = ["add_parser", "run", "summarize"]
 
@@ -38,8 +39,6 @@ def _node_rows(
 ) -> list[dict[str, Any]]:
     known = graph.infos()
     if dtypes is None:  # declared, else by each op's output dtype rule in the registry
-        from k5.ops import infer_dtypes
-
         dtypes = infer_dtypes(graph)
     rows = []
     for node in graph.nodes:
@@ -65,7 +64,7 @@ def _node_rows(
                 outputs.append({"name": name, "dtype": dtypes.get(name), "shape": known[name].shape})
             else:
                 outputs.append({"name": name, "dtype": dtypes.get(name), "shape": None})
-        op = node.op if node.domain == "k5" else f"{node.domain}.{node.op}"
+        op = qualname(node.op, node.domain)
         rows.append(
             {"id": prefix + node.id, "op": op, "inputs": list(node.inputs), "outputs": outputs, "weights": weights,
              "parameters": params, "bytes": nbytes}

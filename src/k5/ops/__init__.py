@@ -22,7 +22,7 @@ from k5.ops import (  # noqa: F401 - imported for their registrations
     signal,
 )
 from k5.ops.infer import infer_dtypes, value_dtype
-from k5.ops.registry import OPSET_VERSION, OpSchema, all_schemas, find_schema, get_schema, op
+from k5.ops.registry import OPSET_VERSION, OpSchema, all_schemas, find_schema, get_schema, op, qualname
 
 __all__ = [
     "OPSET_VERSION",
@@ -32,5 +32,6 @@ __all__ = [
     "get_schema",
     "infer_dtypes",
     "op",
+    "qualname",
     "value_dtype",
 ]

@@ -15,21 +15,10 @@ import numpy as np
 
 from k5.errors import OpError
 from k5.format.dtypes import dtype_of
+from k5.ops.common import compute_dtype, is_float
 from k5.ops.registry import op
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-
-def _is_float(dtype: np.dtype) -> bool:
-    """True for every floating type, including the ml_dtypes ones (bfloat16, float8) NumPy files under 'V'."""
-    return dtype.kind == "f" or str(dtype).startswith(("bfloat16", "float8"))
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype to compute in: float32 for narrow floats, the dtype itself otherwise."""
-    if _is_float(dtype) and dtype not in (np.float32, np.float64):
-        return np.dtype(np.float32)
-    return dtype
 
 
 def _float_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -38,7 +27,7 @@ def _float_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray
     @functools.wraps(fn)
     def wrapped(x: np.ndarray, **attrs: object) -> np.ndarray:
         x = np.asarray(x)
-        work = x.astype(_compute_dtype(x.dtype), copy=False)
+        work = x.astype(compute_dtype(x.dtype), copy=False)
         with np.errstate(all="ignore"):
             y = np.asarray(fn(work, **attrs))
         return y.astype(x.dtype, copy=False)
@@ -120,9 +109,9 @@ def _cast(x: np.ndarray, target: np.dtype, saturate: int, round_mode: str = "up"
                 limit = float(ml_dtypes.finfo(target).max)
                 x = np.clip(x.astype(np.float64, copy=False), -limit, limit)
             return x.astype(target)
-        if _is_float(x.dtype) and target.kind in "iu":
+        if is_float(x.dtype) and target.kind in "iu":
             # out of range is undefined in ONNX; NaN -> 0 keeps the result deterministic
-            return np.nan_to_num(x.astype(_compute_dtype(x.dtype), copy=False), nan=0.0).astype(target)
+            return np.nan_to_num(x.astype(compute_dtype(x.dtype), copy=False), nan=0.0).astype(target)
         return x.astype(target)
 
 
@@ -193,7 +182,7 @@ def round_(x: np.ndarray) -> np.ndarray:
 @op("Sign", inputs=["input"], outputs=["output"])
 def sign(x: np.ndarray) -> np.ndarray:
     """-1, 0 or 1 with the sign of x (NaN stays NaN)."""
-    if _is_float(x.dtype) and x.dtype.kind != "f":
+    if is_float(x.dtype) and x.dtype.kind != "f":
         return _float_unary(np.sign)(x)
     return _same(np.sign(x), x)
 
@@ -292,7 +281,7 @@ def pow_(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         if x.dtype.kind in "iu" and y.dtype.kind in "iu" and not np.any(y < 0):
             return _same(np.power(x, y.astype(x.dtype)), x)
-        work = _compute_dtype(x.dtype) if _is_float(x.dtype) else np.dtype(np.float64)
+        work = compute_dtype(x.dtype) if is_float(x.dtype) else np.dtype(np.float64)
         return _same(np.power(x.astype(work), y.astype(np.float64 if work == np.float64 else work)), x)
 
 
@@ -306,7 +295,7 @@ def mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0) -> np.ndarray:
     with np.errstate(all="ignore"):
         if a.dtype.kind in "iu":
             return _same(fn(a, b), a)
-        work = _compute_dtype(a.dtype)
+        work = compute_dtype(a.dtype)
         return _same(fn(a.astype(work), b.astype(work)), a)
 
 
@@ -341,7 +330,7 @@ def mean(*data: np.ndarray) -> np.ndarray:
     """Elementwise mean of all inputs, broadcast together."""
     _variadic("Mean", data)
     dtype = data[0].dtype
-    work = _compute_dtype(dtype) if _is_float(dtype) else np.dtype(np.float64)
+    work = compute_dtype(dtype) if is_float(dtype) else np.dtype(np.float64)
     total = functools.reduce(np.add, [d.astype(work) for d in data])
     return _same(total / len(data), data[0])
 
@@ -522,7 +511,7 @@ def thresholded_relu(x: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
 @op("Shrink", inputs=["input"], outputs=["output"])
 def shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5) -> np.ndarray:
     """``x + bias`` if ``x < -lambd``, ``x - bias`` if ``x > lambd``, else 0."""
-    work = x.astype(_compute_dtype(x.dtype) if _is_float(x.dtype) else np.float64)
+    work = x.astype(compute_dtype(x.dtype) if is_float(x.dtype) else np.float64)
     y = np.where(work < -lambd, work + bias, np.where(work > lambd, work - bias, 0))
     return _same(y, x)
 
@@ -595,7 +584,7 @@ def dropout(
         raise OpError(f"Dropout: 'ratio' must be in [0, 1) in training mode. Received: ratio={p}")
     rng = np.random.RandomState(seed)  # ONNX's reference draws, for a given seed
     mask = rng.uniform(0.0, 1.0, data.shape) >= p
-    work = data.astype(_compute_dtype(data.dtype))
+    work = data.astype(compute_dtype(data.dtype))
     return _same(work * mask * work.dtype.type(1.0 / (1.0 - p)), data), mask
 
 

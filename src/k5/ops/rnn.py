@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from k5.errors import OpError
+from k5.ops.common import compute_dtype
 from k5.ops.registry import op
 
 _Act = Callable[[np.ndarray], np.ndarray]
@@ -76,10 +77,6 @@ def _activations(
     return [funcs[d * per_dir : (d + 1) * per_dir] for d in range(num_dirs)]
 
 
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return dtype if dtype.kind == "f" and dtype.itemsize >= 4 else np.dtype(np.float32)
-
-
 class _Setup:
     """Validated shapes and time-major float inputs shared by the three cells."""
 
@@ -110,7 +107,7 @@ class _Setup:
                 f"{what}: X expects rank 3 ([seq, batch, input] or [batch, seq, input]). Received: {list(x.shape)}"
             )
         self.layout = layout
-        self.ct = _compute_dtype(x.dtype)
+        self.ct = compute_dtype(x.dtype, non_float=np.float32)
         xt = x if layout == 0 else x.transpose(1, 0, 2)
         self.T, self.B, inp = xt.shape
         H = hidden_size if hidden_size is not None else r.shape[-1]
