@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -122,7 +123,7 @@ def _windows(
     axes = tuple(range(xp.ndim - n, xp.ndim))
     dk = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
     v = sliding_window_view(xp, dk, axis=axes)
-    index = (
+    index: tuple[Any, ...] = (
         Ellipsis,
         *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
         *(slice(None, None, d) for d in dilations),
@@ -209,7 +210,8 @@ def _scatter_windows(
             slice(o0 + o * d, o0 + o * d + (b - 1) * s + 1, s)
             for o0, o, s, d, b in zip(origin, offset, strides, dilations, blocks, strict=True)
         )
-        full[(Ellipsis, *sl)] += cols[offset]
+        where: tuple[Any, ...] = (Ellipsis, *sl)
+        full[where] += cols[offset]
     return full
 
 
@@ -295,7 +297,8 @@ def conv_transpose(
     size = [max(nat, b + o) - low for nat, b, o, low in zip(natural, begin, out, lo, strict=True)]
     full = _scatter_windows(cols, size, kernel, s, d, in_shape, origin=[-low for low in lo])
     crop = tuple(slice(b - low, b - low + o) for b, low, o in zip(begin, lo, out, strict=True))
-    y = full[(Ellipsis, *crop)].reshape(N, M, *out)
+    window: tuple[Any, ...] = (Ellipsis, *crop)
+    y = full[window].reshape(N, M, *out)
     if bias is not None:
         y = y + bias.astype(ct, copy=False).reshape((M,) + (1,) * n)
     return np.ascontiguousarray(y, dtype=x.dtype)
@@ -340,7 +343,8 @@ def col2im(
     padded = [i + b + e for i, b, e in zip(image, pb, pe, strict=True)]
     full = _scatter_windows(cols, padded, kernel, s, d, blocks)
     crop = tuple(slice(b, b + i) for b, i in zip(pb, image, strict=True))
-    return np.ascontiguousarray(full[(Ellipsis, *crop)], dtype=x.dtype)
+    window: tuple[Any, ...] = (Ellipsis, *crop)
+    return np.ascontiguousarray(full[window], dtype=x.dtype)
 
 
 @op("DeformConv", inputs=["X", "@weight", "offset", "@bias?", "mask?"], outputs=["Y"])

@@ -347,7 +347,7 @@ def _compare(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], what
     op(name, inputs=["A", "B"], outputs=["C"], out_dtype="bool")(kernel)
 
 
-for _name, _fn, _what in (
+for _name, _cmp, _what in (
     ("Equal", np.equal, "a == b"),
     ("Less", np.less, "a < b"),
     ("LessOrEqual", np.less_equal, "a <= b"),
@@ -357,7 +357,7 @@ for _name, _fn, _what in (
     ("Or", np.logical_or, "a or b"),
     ("Xor", np.logical_xor, "a xor b"),
 ):
-    _compare(_name, _fn, _what)
+    _compare(_name, _cmp, _what)
 
 
 @op("Where", inputs=["condition", "X", "Y"], outputs=["output"], out_dtype="same:X")
@@ -384,8 +384,8 @@ def _bitwise(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> N
     op(name, inputs=["A", "B"], outputs=["C"])(kernel)
 
 
-for _name, _fn in (("BitwiseAnd", np.bitwise_and), ("BitwiseOr", np.bitwise_or), ("BitwiseXor", np.bitwise_xor)):
-    _bitwise(_name, _fn)
+for _name, _bit in (("BitwiseAnd", np.bitwise_and), ("BitwiseOr", np.bitwise_or), ("BitwiseXor", np.bitwise_xor)):
+    _bitwise(_name, _bit)
 
 
 @op("BitwiseNot", inputs=["X"], outputs=["Y"])

@@ -17,7 +17,7 @@ from k5.format.dtypes import from_numpy
 from k5.ops.registry import op
 
 #: ONNX stash_type (a TensorProto element type) -> NumPy dtype for statistics
-_STASH = {1: np.dtype(np.float32), 11: np.dtype(np.float64), 10: np.dtype(np.float16)}
+_STASH: dict[int, np.dtype] = {1: np.dtype(np.float32), 11: np.dtype(np.float64), 10: np.dtype(np.float16)}
 
 
 def _stats_dtype(dtype: np.dtype, stash_type: int = 1) -> np.dtype:
@@ -38,8 +38,10 @@ def _stats_dtype(dtype: np.dtype, stash_type: int = 1) -> np.dtype:
 
 
 def _channel_shape(what: str, name: str, v: np.ndarray | None, C: int, rank: int) -> np.ndarray | None:
-    if v is None:
-        return None
+    return None if v is None else _per_channel(what, name, v, C, rank)
+
+
+def _per_channel(what: str, name: str, v: np.ndarray, C: int, rank: int) -> np.ndarray:
     if v.size != C:
         raise OpError(f"{what}: {name} expects {C} values (one per channel). Received: shape {list(v.shape)}")
     return v.reshape((C,) + (1,) * (rank - 2))
@@ -77,7 +79,7 @@ def batch_normalization(
     C = x.shape[1]
     ct = _stats_dtype(x.dtype)
     xc = x.astype(ct, copy=False)
-    s, b, m, v = (_channel_shape(what, n, a.astype(ct, copy=False), C, x.ndim)
+    s, b, m, v = (_per_channel(what, n, a.astype(ct, copy=False), C, x.ndim)
                   for n, a in (("scale", scale), ("bias", bias), ("mean", mean), ("var", var)))  # fmt: skip
     if not training_mode:
         factor = s / np.sqrt(v + ct.type(epsilon))

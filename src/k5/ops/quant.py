@@ -264,7 +264,7 @@ def conv_integer(
     return y.astype(np.int32)
 
 
-def _requantize(acc: np.ndarray, multiplier: np.ndarray, y_zero_point: np.ndarray) -> np.ndarray:
+def _requantize(acc: np.ndarray, multiplier: np.ndarray | float, y_zero_point: np.ndarray) -> np.ndarray:
     """``saturate(round_half_even(acc * multiplier) + y_zero_point)`` in the zero point's type."""
     v = np.rint(acc.astype(np.float64) * multiplier) + np.asarray(y_zero_point).astype(np.float64)
     lo, hi = _int_range(y_zero_point.dtype) or (-np.inf, np.inf)

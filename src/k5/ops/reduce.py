@@ -10,6 +10,7 @@ float32; every result keeps the input dtype.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def _reduce(name: str, body: Callable[[np.ndarray, Axes, bool], np.ndarray], doc
     return op(name, inputs=["data", "axes?"], outputs=["reduced"])(kernel)
 
 
-def _identity_for(dtype: np.dtype, largest: bool) -> object:
+def _identity_for(dtype: np.dtype, largest: bool) -> Any:
     """The identity of max (largest=False: the smallest value) or min (largest=True) for ``dtype``."""
     if dtype == np.bool_:
         return largest
@@ -74,8 +75,8 @@ def _sum(x: np.ndarray, axis: Axes, keepdims: bool) -> np.ndarray:
 
 def _mean(x: np.ndarray, axis: Axes, keepdims: bool) -> np.ndarray:
     if x.dtype.kind in "iu":
-        return np.mean(x, axis=axis, keepdims=keepdims, dtype=np.float64)
-    return np.mean(x, axis=axis, keepdims=keepdims)
+        return np.asarray(np.mean(x, axis=axis, keepdims=keepdims, dtype=np.float64))
+    return np.asarray(np.mean(x, axis=axis, keepdims=keepdims))
 
 
 def _wide(x: np.ndarray) -> np.ndarray:

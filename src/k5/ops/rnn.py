@@ -45,6 +45,15 @@ _ACTIVATIONS: dict[str, tuple[bool, bool, float, float, Callable[[np.ndarray, fl
 }
 
 
+def _bound(fn: Callable[[np.ndarray, float, float], np.ndarray], a: float, b: float) -> _Act:
+    """``fn`` with its alpha and beta fixed."""
+
+    def act(x: np.ndarray) -> np.ndarray:
+        return fn(x, a, b)
+
+    return act
+
+
 def _activations(
     what: str,
     names: Sequence[str] | None,
@@ -73,7 +82,7 @@ def _activations(
             raise OpError(f"{what}: unknown activation {name!r} (known: {', '.join(_ACTIVATIONS)})") from None
         a = next(alpha_iter, da) if uses_a else da
         b = next(beta_iter, db) if uses_b else db
-        funcs.append(lambda x, fn=fn, a=a, b=b: fn(x, a, b))
+        funcs.append(_bound(fn, a, b))
     return [funcs[d * per_dir : (d + 1) * per_dir] for d in range(num_dirs)]
 
 
@@ -112,7 +121,10 @@ class _Setup:
         self.T, self.B, inp = xt.shape
         H = hidden_size if hidden_size is not None else r.shape[-1]
         self.H = H
-        expect = {"W": (w, (self.dirs, gates * H, inp)), "R": (r, (self.dirs, gates * H, H))}
+        expect: dict[str, tuple[np.ndarray, tuple[int, ...]]] = {
+            "W": (w, (self.dirs, gates * H, inp)),
+            "R": (r, (self.dirs, gates * H, H)),
+        }
         if b is not None:
             expect["B"] = (b, (self.dirs, 2 * gates * H))
         for name, (arr, shape) in expect.items():

@@ -7,6 +7,8 @@ Squeeze, ...) may return a view of it; none writes to its inputs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from k5.errors import OpError
@@ -17,7 +19,7 @@ from k5.ops.registry import op
 # --- helpers -------------------------------------------------------------------------------------------------
 
 
-def _scalar(value: np.ndarray, name: str, op_name: str) -> np.generic:
+def _scalar(value: np.ndarray, name: str, op_name: str) -> Any:
     arr = np.asarray(value)
     if arr.size != 1:
         raise OpError(f"{op_name}: input {name!r} must hold one value. Received: shape {list(arr.shape)}")
@@ -266,7 +268,7 @@ def _scatter_elements(data, indices, updates, axis: int, reduction: str, name: s
             f"{name}: indices {list(idx.shape)} and updates {list(np.shape(updates))} must have one shape, "
             f"of the rank of data {list(data.shape)}"
         )
-    grids = list(np.indices(idx.shape, sparse=True))
+    grids: list[Any] = list(np.indices(idx.shape, sparse=True))
     grids[ax] = _indices(idx, data.shape[ax], name)
     out = np.array(data, copy=True)
     _scatter(out, tuple(grids), np.asarray(updates, dtype=data.dtype), reduction, name)
@@ -370,7 +372,8 @@ def pad(
         return np.pad(x, width, mode="constant", constant_values=value)
     if x.size == 0 and any(w != (0, 0) for w in width):
         raise OpError(f"Pad: mode {mode!r} cannot pad an empty tensor of shape {list(x.shape)}")
-    return np.pad(x, width, mode=mode)
+    pad_mode: Any = mode  # one of NumPy's modes, checked above
+    return np.pad(x, width, mode=pad_mode)
 
 
 @op("Expand", inputs=["input", "shape"], outputs=["output"])
@@ -521,4 +524,4 @@ def unique(
         first, counts, inverse = first[order], counts[order], rank[inverse]
         y = np.take(data, first, axis=ax)
     as64 = [np.asarray(v, dtype=np.int64) for v in (first, inverse, counts)]
-    return (np.asarray(y), *as64)
+    return np.asarray(y), as64[0], as64[1], as64[2]

@@ -21,7 +21,7 @@ def _as_complex(x: np.ndarray, what: str) -> np.ndarray:
     if x.ndim < 1 or x.shape[-1] not in (1, 2):
         raise OpError(f"{what} expects a last axis of size 1 (real) or 2 (complex). Received: shape {list(x.shape)}")
     xf = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
-    return xf[..., 0] if x.shape[-1] == 1 else xf[..., 0] + 1j * xf[..., 1]
+    return xf[..., 0] if x.shape[-1] == 1 else xf[..., 0] + np.multiply(1j, xf[..., 1])
 
 
 def _pack(z: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -66,7 +66,7 @@ def _describe(value: Any) -> str:
 class RunContext:
     """What a control-flow kernel (``ctx`` parameter) may do: run a nested graph."""
 
-    def __init__(self, session: Session, env: Mapping[str, Any]) -> None:
+    def __init__(self, session: Session, env: MutableMapping[str, Any]) -> None:
         self._session = session
         self._env = env
 
