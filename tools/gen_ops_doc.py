@@ -41,7 +41,7 @@ def _torch_table() -> dict[str, dict[str, list[str]]]:
 
 def op_table() -> str:
     from k5.convert.onnx.support import support
-    from k5.ops.registry import all_schemas
+    from k5.ops import all_schemas
 
     schemas = list(all_schemas())
     torch_table = _torch_table()
@@ -51,16 +51,17 @@ def op_table() -> str:
     lines = [
         f"{len(schemas)} ops in {len(families)} families. Columns: ONNX import (an ONNX op, or pattern, becomes it), "
         "ONNX export (how it is written), PyTorch export (`from_torch` produces it), PyTorch import (`to_torch` "
-        "runs it).",
+        "runs it). Output dtype: the op's rule (`same`: the first input's dtype; `same:NAME`: input NAME's; "
+        "`attr:NAME`: the dtype attribute NAME names; `a|b`: a, else b; `?`: known only when run).",
         "",
     ]
     for family in sorted(families):
         lines += [
             f"### {family}",
             "",
-            "| op | since | inputs | outputs | attributes | ONNX import | ONNX export | PyTorch export "
+            "| op | since | inputs | outputs | output dtype | attributes | ONNX import | ONNX export | PyTorch export "
             "| PyTorch import | summary |",
-            "|---|---:|---|---|---|---|---|---|---|---|",
+            "|---|---:|---|---|---|---|---|---|---|---|---|",
         ]
         for s in families[family]:
             onnx_support = support(s.name, s.domain)
@@ -71,6 +72,7 @@ def op_table() -> str:
                 str(s.since),
                 ", ".join(f"`{i}`" for i in s.inputs),
                 ", ".join(f"`{o}`" for o in s.outputs),
+                s.out_dtype_text(),
                 "<br>".join(_attr(a) for a in s.attrs.values()),
                 onnx_support["import"],
                 onnx_support["export"],
@@ -81,6 +83,19 @@ def op_table() -> str:
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def k5_only_section() -> str:
+    """The ops k5 has and ONNX lacks: those the registry declares with ``decomposes_to=``."""
+    from k5.ops import all_schemas
+
+    lines = [
+        "Layer ops that ONNX lacks (declared with `decomposes_to=` in the op registry; the ONNX exporter writes "
+        "them with standard ops). Their semantics are their kernels' docstrings.",
+        "",
+    ]
+    lines += [f"- `{s.qualname}` ({s.family}): written as {s.decomposes_to}" for s in all_schemas() if s.k5_only]
+    return "\n".join(lines) + "\n"
 
 
 def scoreboard_section() -> str:
@@ -105,6 +120,8 @@ def render(scoreboard: str) -> str:
         "do not edit by hand.\n\n"
         "## ONNX conformance\n\n"
         f"{BEGIN}\n{scoreboard.strip()}\n{END}\n\n"
+        "## k5's own ops\n\n"
+        f"{k5_only_section()}\n"
         "## Op table\n\n"
         f"{op_table()}"
     )

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import _onnx_cases
 from _onnx_cases import check_case as check_case  # re-exported for the family test modules
+from _onnx_cases import family
 from _primitive_cases import PRIMITIVE
 
-LINALG = frozenset({"MatMul", "Gemm", "Einsum", "Det"})
-CONV = frozenset({
-    "Conv", "ConvTranspose", "Col2Im", "DeformConv", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool",
-    "GlobalMaxPool", "GlobalLpPool", "MaxUnpool",
-})  # fmt: skip
-NORM = frozenset({
-    "BatchNormalization", "LayerNormalization", "GroupNormalization", "InstanceNormalization", "RMSNormalization",
-    "LpNormalization", "MeanVarianceNormalization", "LRN",
-})  # fmt: skip
-RNN = frozenset({"LSTM", "GRU", "RNN"})
-ATTENTION = frozenset({"Attention", "RotaryEmbedding"})
+LINALG = family("linalg")
+CONV = family("conv")
+NORM = family("norm")
+RNN = family("rnn")
+ATTENTION = family("attention")
 LAYER = LINALG | CONV | NORM | RNN | ATTENTION
+
 
 def cases_for(family: frozenset[str]) -> list:
     """The ONNX cases that exercise ``family`` and only layer/primitive ops."""

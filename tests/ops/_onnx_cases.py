@@ -11,6 +11,15 @@ import functools
 import numpy as np
 import pytest
 
+from k5.ops import all_schemas
+
+
+def family(*names: str) -> frozenset[str]:
+    """The ops that the registry files under the op families ``names`` (``schema.family``: their module)."""
+    ops = frozenset(s.name for s in all_schemas() if s.family in names)
+    assert ops, f"no op is in families {names}"
+    return ops
+
 
 def _known() -> dict[str, str]:
     """Cases known to fail on the k5 path (the conformance library's table): case name -> reason."""
@@ -57,3 +66,29 @@ def check_case(case) -> None:
     if case.name in known:
         pytest.xfail(known[case.name])
     pytest.fail(f"{status}: {detail}")
+
+
+def single_node_cases(op_type: str) -> list:
+    """pytest params of ONNX's cases made of one ``op_type`` node (see :func:`check_as_written`)."""
+    try:
+        cases = all_cases()
+    except pytest.skip.Exception:
+        return []
+    chosen = [c for c in cases if len(c.model.graph.node) == 1 and c.model.graph.node[0].op_type == op_type]
+    return [pytest.param(c, id=c.name) for c in chosen]
+
+
+def check_as_written(case) -> None:
+    """Run a one-node case's op as the k5 op of the same name, bypassing the importer (which renames deprecated
+    ops such as Scatter and Upsample to their successors), and compare with ONNX's expected outputs."""
+    from _observed import run_op
+    from onnx import helper
+
+    node = case.model.graph.node[0]
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+    for inputs, expected in case.data_sets:
+        got = run_op(node.op_type, *inputs, n_outputs=len(expected), **attrs)
+        for g, e in zip([got] if len(expected) == 1 else got, expected, strict=True):
+            assert g.dtype == e.dtype and g.shape == e.shape
+            np.testing.assert_allclose(g, e, rtol=case.rtol, atol=case.atol)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _layer_cases import ATTENTION, cases_for, check_case
+from _observed import run_op
 
 from k5.errors import OpError
 from k5.ops import attention as K  # noqa: N812 - short alias for the kernels module
@@ -38,9 +39,10 @@ def _mha_params(m) -> dict[str, np.ndarray | None]:
 
 
 def _mha(query, key, value, p, attn_mask=None, key_padding_mask=None, **attrs):
-    return K.multi_head_attention(
-        query, key, value, attn_mask, key_padding_mask, p["q_weight"], p["k_weight"], p["v_weight"], p["q_bias"],
-        p["k_bias"], p["v_bias"], p["out_weight"], p["out_bias"], **attrs,
+    """One MultiHeadAttention node run by the interpreter (its two outputs)."""
+    return run_op(
+        "MultiHeadAttention", query, key, value, attn_mask, key_padding_mask, p["q_weight"], p["k_weight"],
+        p["v_weight"], p["q_bias"], p["k_bias"], p["v_bias"], p["out_weight"], p["out_bias"], n_outputs=2, **attrs,
     )  # fmt: skip
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _onnx_cases import cases_for, check_case
+from _onnx_cases import cases_for, check_case, family
 
 import k5
 from k5.errors import K5Error
 from k5.format.model import Graph, Model, Node, TensorInfo
 
-OPS = frozenset({"If", "Loop", "Scan"})
+OPS = family("control")
 
 
 @pytest.mark.parametrize("case", cases_for(OPS))

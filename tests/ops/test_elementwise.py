@@ -10,7 +10,7 @@ import pytest
 from _primitive_cases import ELEMENTWISE, cases_for, check_case, reference_vs_k5
 
 from k5.errors import OpError, RunError
-from k5.ops.registry import get_schema
+from k5.ops import get_schema
 
 RNG = np.random.default_rng(1234)
 
@@ -205,7 +205,7 @@ def test_kernel_failure_names_the_node():
 
 def test_unary_kernels_return_arrays_for_scalars():
     """Kernels return 0-d arrays, never NumPy scalars, and keep the dtype."""
-    from k5.ops.registry import all_schemas
+    from k5.ops import all_schemas
 
     for s in all_schemas():
         required = [i for i in s.inputs if not i.optional]

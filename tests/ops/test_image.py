@@ -7,21 +7,23 @@ import time
 
 import numpy as np
 import pytest
-from _onnx_cases import cases_for, check_case
+from _onnx_cases import cases_for, check_as_written, check_case, family, single_node_cases
 from _primitive_cases import reference_vs_k5
 
 from k5.errors import K5Error
 from k5.ops import image as K  # noqa: N812 - short alias for the kernels module
 
-OPS = frozenset({
-    "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "GridSample", "AffineGrid", "RoiAlign",
-    "NonMaxSuppression", "CenterCropPad",
-})  # fmt: skip
+OPS = family("image")
 
 
 @pytest.mark.parametrize("case", cases_for(OPS))
 def test_onnx_backend_case(case) -> None:
     check_case(case)
+
+
+@pytest.mark.parametrize("case", single_node_cases("Upsample"))
+def test_deprecated_upsample_as_written(case) -> None:
+    check_as_written(case)  # the importer turns Upsample into Resize; k5's own Upsample runs here
 
 
 def _rel(actual: np.ndarray, expected: np.ndarray) -> float:

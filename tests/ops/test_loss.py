@@ -7,7 +7,7 @@ import pytest
 from _primitive_cases import LOSS, cases_for, check_case
 
 from k5.errors import OpError
-from k5.ops.registry import get_schema
+from k5.ops import get_schema
 
 RNG = np.random.default_rng(5)
 

@@ -6,16 +6,13 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from _onnx_cases import cases_for, check_case
+from _onnx_cases import cases_for, check_case, family
 from _primitive_cases import reference_vs_k5
 
 from k5.errors import K5Error
 from k5.ops import quant as K  # noqa: N812 - short alias for the kernels module
 
-OPS = frozenset({
-    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul",
-    "QLinearConv",
-})  # fmt: skip
+OPS = family("quant")
 RNG = np.random.default_rng(2024)
 
 

@@ -11,7 +11,7 @@ import pytest
 from _primitive_cases import REDUCE, cases_for, check_case, reference_vs_k5
 
 from k5.errors import OpError
-from k5.ops.registry import get_schema
+from k5.ops import get_schema
 
 RNG = np.random.default_rng(99)
 REDUCERS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",

@@ -7,8 +7,8 @@ import pytest
 
 from k5.errors import AttrError, OpError, UnknownOpError
 from k5.format.model import Graph, Node
-from k5.ops import registry
-from k5.ops.registry import REQUIRED, get_schema, op
+from k5.ops import get_schema, op, registry
+from k5.ops.registry import REQUIRED
 
 
 @pytest.fixture

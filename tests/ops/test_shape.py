@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _onnx_cases import check_as_written, single_node_cases
 from _primitive_cases import SHAPE, cases_for, check_case, reference_vs_k5
 
 from k5.errors import OpError
-from k5.ops.registry import get_schema
+from k5.ops import get_schema
 
 RNG = np.random.default_rng(7)
 I64 = np.int64
@@ -24,6 +25,11 @@ def a64(*values: int) -> np.ndarray:
 @pytest.mark.parametrize("case", cases_for(SHAPE))
 def test_onnx_backend_case(case):
     check_case(case)
+
+
+@pytest.mark.parametrize("case", single_node_cases("Scatter"))
+def test_deprecated_scatter_as_written(case):
+    check_as_written(case)  # the importer turns Scatter into ScatterElements; k5's own Scatter runs here
 
 
 # --- slicing and reshaping -----------------------------------------------------------------------------------

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _onnx_cases import cases_for, check_case
+from _onnx_cases import cases_for, check_case, family
 from _primitive_cases import reference_vs_k5
 
 from k5.errors import K5Error
 from k5.ops import signal as K  # noqa: N812 - short alias for the kernels module
 
-OPS = frozenset({"DFT", "STFT", "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix"})
+OPS = family("signal")
 RNG = np.random.default_rng(5)
 
 

@@ -8,8 +8,7 @@ import pytest
 import k5
 from k5.errors import GraphError, InputMismatchError, RunError
 from k5.format.model import Graph, Model, Node, TensorInfo
-from k5.ops import registry
-from k5.ops.registry import op
+from k5.ops import op, registry
 
 
 def mlp(rng: np.random.Generator) -> tuple[Model, dict[str, np.ndarray]]:

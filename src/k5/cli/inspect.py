@@ -10,6 +10,7 @@ from typing import Any
 
 from k5.cli._common import fmt_bytes, fmt_shape, table
 from k5.format.model import Graph, Model, TensorInfo, weight_dtype, weight_shape
+from k5.ops import infer_dtypes, qualname
 
 __all__ = ["add_parser", "run", "summarize"]
 
@@ -33,8 +34,12 @@ def _info(t: TensorInfo) -> dict[str, Any]:
     return out
 
 
-def _node_rows(graph: Graph, shapes: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+def _node_rows(
+    graph: Graph, shapes: dict[str, Any], prefix: str = "", dtypes: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     known = graph.infos()
+    if dtypes is None:  # declared, else by each op's output dtype rule in the registry
+        dtypes = infer_dtypes(graph)
     rows = []
     for node in graph.nodes:
         params = 0
@@ -56,16 +61,16 @@ def _node_rows(graph: Graph, shapes: dict[str, Any], prefix: str = "") -> list[d
             if name in shapes:
                 outputs.append({"name": name, "dtype": shapes[name][0], "shape": shapes[name][1]})
             elif name in known:
-                outputs.append({"name": name, "dtype": known[name].dtype, "shape": known[name].shape})
+                outputs.append({"name": name, "dtype": dtypes.get(name), "shape": known[name].shape})
             else:
-                outputs.append({"name": name, "dtype": None, "shape": None})
-        op = node.op if node.domain == "k5" else f"{node.domain}.{node.op}"
+                outputs.append({"name": name, "dtype": dtypes.get(name), "shape": None})
+        op = qualname(node.op, node.domain)
         rows.append(
             {"id": prefix + node.id, "op": op, "inputs": list(node.inputs), "outputs": outputs, "weights": weights,
              "parameters": params, "bytes": nbytes}
         )  # fmt: skip
         for attr, sub in node.subgraphs():
-            rows.extend(_node_rows(sub, shapes, f"{prefix}{node.id}/{attr}/"))
+            rows.extend(_node_rows(sub, shapes, f"{prefix}{node.id}/{attr}/", dtypes))
     return rows
 
 

@@ -318,7 +318,7 @@ def check_network_version(doc: dict[str, Any]) -> bool:
         )
     opset = doc.get("opset")
     if isinstance(opset, dict) and isinstance(opset.get(DEFAULT_DOMAIN), int):
-        from k5.ops.registry import OPSET_VERSION
+        from k5.ops import OPSET_VERSION
 
         if opset[DEFAULT_DOMAIN] > OPSET_VERSION:
             raise VersionError(
@@ -477,7 +477,7 @@ def _value_from_dict(d: dict[str, Any], path: str = "$") -> TensorInfo:
 
 
 def _node_from_dict(d: dict[str, Any], path: str, depth: int, opset: dict[str, int]) -> Node:
-    from k5.ops.registry import find_schema
+    from k5.ops import find_schema
 
     domain = d.get("domain", DEFAULT_DOMAIN)
     if domain not in opset:

@@ -9,11 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from k5.errors import OpError
+from k5.ops.common import compute_dtype
 from k5.ops.registry import op
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return dtype if dtype.kind == "f" and dtype.itemsize >= 4 else np.dtype(np.float32)
 
 
 def _masked_softmax(scores: np.ndarray) -> np.ndarray:
@@ -129,7 +126,7 @@ def attention(
             f"{what}: incompatible shapes Q {list(qh.shape)}, K {list(kh.shape)}, V {list(vh.shape)} "
             f"(after head split and past concatenation); q heads must be a multiple of kv heads"
         )
-    ct = _compute_dtype(q.dtype)
+    ct = compute_dtype(q.dtype, non_float=np.float32)
     sm_dtype, sm_round = _softmax_dtypes(softmax_precision, ct)
     ct = np.promote_types(ct, sm_dtype)
     s = 1.0 / np.sqrt(D) if scale is None else scale
@@ -202,6 +199,7 @@ def attention(
         "@q_bias?", "@k_bias?", "@v_bias?", "@out_weight", "@out_bias?",
     ],
     outputs=["Y", "attn_weights?"],
+    decomposes_to="MatMul/Reshape/Transpose/Softmax",
 )  # fmt: skip
 def multi_head_attention(
     query: np.ndarray,
@@ -254,7 +252,7 @@ def multi_head_attention(
                 f"{what}: {name} expects shape [{E if name != 'out_weight' else 'E_out'}, {fan_in}]. "
                 f"Received: {list(w.shape)}"
             )
-    ct = _compute_dtype(query.dtype)
+    ct = compute_dtype(query.dtype, non_float=np.float32)
     Dh = E // num_heads
 
     def proj(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -330,7 +328,7 @@ def rotary_embedding(
             f"{what}: cos/sin caches must end in {R // 2} (rotary_embedding_dim/2). Received: "
             f"{list(cos.shape)}, {list(sin.shape)}"
         )
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype, non_float=np.float32)
     cos = cos.astype(ct, copy=False)[:, :, None, :]
     sin = sin.astype(ct, copy=False)[:, :, None, :]
     rot = xs[..., :R].astype(ct, copy=False)

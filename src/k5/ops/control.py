@@ -33,7 +33,7 @@ def _empty_like_info(info: TensorInfo, lead: tuple[int, ...]) -> np.ndarray:
     return np.zeros((*lead, *shape), dtype=dtype)
 
 
-@op("If", inputs=["cond"], outputs=["outputs*"])
+@op("If", inputs=["cond"], outputs=["outputs*"], out_dtype="?")
 def if_(cond: np.ndarray, *, then_branch: Graph, else_branch: Graph, ctx: Any) -> tuple[Any, ...]:
     """Run ``then_branch`` when ``cond`` (one element) is true, else ``else_branch``; return that graph's outputs.
 
@@ -47,7 +47,7 @@ def if_(cond: np.ndarray, *, then_branch: Graph, else_branch: Graph, ctx: Any) -
     return tuple(ctx.run_graph(branch, []))
 
 
-@op("Loop", inputs=["M?", "cond?", "v_initial*"], outputs=["v_final_and_scan_outputs*"])
+@op("Loop", inputs=["M?", "cond?", "v_initial*"], outputs=["v_final_and_scan_outputs*"], out_dtype="?")
 def loop(M: np.ndarray | None, cond: np.ndarray | None, *v_initial: Any, body: Graph, ctx: Any) -> tuple[Any, ...]:
     """``for i in range(M) while cond`` over ``body``.
 
@@ -89,7 +89,7 @@ def loop(M: np.ndarray | None, cond: np.ndarray | None, *v_initial: Any, body: G
     return (*carried, *stacked)
 
 
-@op("Scan", inputs=["initial_state_and_scan_inputs*"], outputs=["final_state_and_scan_outputs*"])
+@op("Scan", inputs=["initial_state_and_scan_inputs*"], outputs=["final_state_and_scan_outputs*"], out_dtype="?")
 def scan(
     *initial_state_and_scan_inputs: Any,
     body: Graph,

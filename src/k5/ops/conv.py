@@ -10,26 +10,20 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from k5.errors import OpError
+from k5.ops.common import compute_dtype
 from k5.ops.registry import op
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    if dtype.kind == "f" and dtype.itemsize >= 4:
-        return dtype
-    if dtype.kind in "iub":
-        return dtype
-    return np.dtype(np.float32)  # float16, bfloat16, float8
-
-
-def _ints(name: str, value: Sequence[int] | None, n: int, default: int, what: str) -> list[int]:
+def _attr_ints(name: str, value: Sequence[int] | None, n: int, default: int, what: str) -> list[int]:
     if value is None:
         return [default] * n
     if len(value) != n:
@@ -43,7 +37,7 @@ def _check_input(what: str, x: np.ndarray, min_rank: int = 3) -> None:
 
 
 def _explicit_pads(what: str, pads: Sequence[int] | None, n: int) -> tuple[list[int], list[int]]:
-    p = _ints("pads", pads, 2 * n, 0, what)
+    p = _attr_ints("pads", pads, 2 * n, 0, what)
     if any(v < 0 for v in p):
         raise OpError(f"{what}: attribute 'pads' must be >= 0. Received: pads={p}")
     return p[:n], p[n:]
@@ -129,7 +123,7 @@ def _windows(
     axes = tuple(range(xp.ndim - n, xp.ndim))
     dk = [(k - 1) * d + 1 for k, d in zip(kernel, dilations, strict=True)]
     v = sliding_window_view(xp, dk, axis=axes)
-    index = (
+    index: tuple[Any, ...] = (
         Ellipsis,
         *(slice(0, (o - 1) * s + 1, s) for o, s in zip(out, strides, strict=True)),
         *(slice(None, None, d) for d in dilations),
@@ -175,10 +169,10 @@ def conv(
         )
     if bias is not None and bias.shape != (M,):
         raise OpError(f"{what}: bias expects shape [{M}]. Received: {list(bias.shape)}")
-    s = _ints("strides", strides, n, 1, what)
-    d = _ints("dilations", dilations, n, 1, what)
+    s = _attr_ints("strides", strides, n, 1, what)
+    d = _attr_ints("dilations", dilations, n, 1, what)
     out, pb, pe = _window_geometry(what, x.shape[2:], kernel, s, d, pads, auto_pad)
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     xp = _pad(x.astype(ct, copy=False), pb, pe)
     G, Mg, P, K = group, M // group, math.prod(out), math.prod(kernel)
     v = _windows(xp, kernel, s, d, out)  # [N, C, *out, *k]
@@ -216,7 +210,8 @@ def _scatter_windows(
             slice(o0 + o * d, o0 + o * d + (b - 1) * s + 1, s)
             for o0, o, s, d, b in zip(origin, offset, strides, dilations, blocks, strict=True)
         )
-        full[(Ellipsis, *sl)] += cols[offset]
+        where: tuple[Any, ...] = (Ellipsis, *sl)
+        full[where] += cols[offset]
     return full
 
 
@@ -263,9 +258,9 @@ def conv_transpose(
         raise OpError(f"{what}: bias expects shape [{M}]. Received: {list(bias.shape)}")
     if auto_pad not in _AUTO_PADS:
         raise OpError(f"{what}: attribute 'auto_pad' expects one of {list(_AUTO_PADS)}. Received: {auto_pad!r}")
-    s = _ints("strides", strides, n, 1, what)
-    d = _ints("dilations", dilations, n, 1, what)
-    op_ = _ints("output_padding", output_padding, n, 0, what)
+    s = _attr_ints("strides", strides, n, 1, what)
+    d = _attr_ints("dilations", dilations, n, 1, what)
+    op_ = _attr_ints("output_padding", output_padding, n, 0, what)
     dk = [(k - 1) * di + 1 for k, di in zip(kernel, d, strict=True)]
     natural = [si * (i - 1) + dki for si, i, dki in zip(s, in_shape, dk, strict=True)]
     if output_shape is not None:
@@ -289,7 +284,7 @@ def conv_transpose(
         out = target or [natural[i] + op_[i] - pb[i] - pe[i] for i in range(n)]
     if any(o < 1 for o in out):
         raise OpError(f"{what}: the output would have spatial shape {out}")
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     # cols[G, N, P, Mg*K] = X[G, N, P, Cg] @ W[G, 1, Cg, Mg*K]
     P, K = math.prod(in_shape), math.prod(kernel)
     xm = x.astype(ct, copy=False).reshape(N, G, Cg, P).transpose(1, 0, 3, 2)
@@ -302,7 +297,8 @@ def conv_transpose(
     size = [max(nat, b + o) - low for nat, b, o, low in zip(natural, begin, out, lo, strict=True)]
     full = _scatter_windows(cols, size, kernel, s, d, in_shape, origin=[-low for low in lo])
     crop = tuple(slice(b - low, b - low + o) for b, low, o in zip(begin, lo, out, strict=True))
-    y = full[(Ellipsis, *crop)].reshape(N, M, *out)
+    window: tuple[Any, ...] = (Ellipsis, *crop)
+    y = full[window].reshape(N, M, *out)
     if bias is not None:
         y = y + bias.astype(ct, copy=False).reshape((M,) + (1,) * n)
     return np.ascontiguousarray(y, dtype=x.dtype)
@@ -329,8 +325,8 @@ def col2im(
             f"{what} expects input [N, C*prod(block_shape), L] and image_shape/block_shape of equal length. "
             f"Received: input {list(x.shape)}, image_shape {image}, block_shape {kernel}"
         )
-    s = _ints("strides", strides, n, 1, what)
-    d = _ints("dilations", dilations, n, 1, what)
+    s = _attr_ints("strides", strides, n, 1, what)
+    d = _attr_ints("dilations", dilations, n, 1, what)
     blocks, pb, pe = _window_geometry(what, image, kernel, s, d, pads, "NOTSET")
     K = math.prod(kernel)
     N, CK, L = x.shape
@@ -340,14 +336,15 @@ def col2im(
             f"(expected dim 1 divisible by {K} and L == {math.prod(blocks)})"
         )
     C = CK // K
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     cols = x.astype(ct, copy=False).reshape(N, C, *kernel, *blocks)
     order = (*range(2, 2 + n), 0, 1, *range(2 + n, 2 + 2 * n))
     cols = np.ascontiguousarray(cols.transpose(order))
     padded = [i + b + e for i, b, e in zip(image, pb, pe, strict=True)]
     full = _scatter_windows(cols, padded, kernel, s, d, blocks)
     crop = tuple(slice(b, b + i) for b, i in zip(pb, image, strict=True))
-    return np.ascontiguousarray(full[(Ellipsis, *crop)], dtype=x.dtype)
+    window: tuple[Any, ...] = (Ellipsis, *crop)
+    return np.ascontiguousarray(full[window], dtype=x.dtype)
 
 
 @op("DeformConv", inputs=["X", "@weight", "offset", "@bias?", "mask?"], outputs=["Y"])
@@ -385,15 +382,15 @@ def deform_conv(
             f"{what}: X has {C} channels, weight {list(weight.shape)}, group={group}, offset_group={offset_group}; "
             f"expected C == weight.shape[1] * group, M divisible by group and C by offset_group"
         )
-    s = _ints("strides", strides, n, 1, what)
-    d = _ints("dilations", dilations, n, 1, what)
+    s = _attr_ints("strides", strides, n, 1, what)
+    d = _attr_ints("dilations", dilations, n, 1, what)
     out, pb, _ = _window_geometry(what, x.shape[2:], kernel, s, d, pads, "NOTSET")
     K, P, Go = math.prod(kernel), math.prod(out), offset_group
     if offset.shape != (N, Go * K * n, *out):
         raise OpError(f"{what}: offset expects shape {[N, Go * K * n, *out]}. Received: {list(offset.shape)}")
     if mask is not None and mask.shape != (N, Go * K, *out):
         raise OpError(f"{what}: mask expects shape {[N, Go * K, *out]}. Received: {list(mask.shape)}")
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     spatial = list(x.shape[2:])
     xf = x.astype(ct, copy=False).reshape(N, Go, C // Go, math.prod(spatial))
     off = offset.astype(ct, copy=False).reshape(N, Go, K, n, P)
@@ -449,9 +446,9 @@ def _pool_setup(
 ) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]:
     _check_input(what, x)
     n = x.ndim - 2
-    kernel = _ints("kernel_shape", kernel_shape, n, 1, what)
-    s = _ints("strides", strides, n, 1, what)
-    d = _ints("dilations", dilations, n, 1, what)
+    kernel = _attr_ints("kernel_shape", kernel_shape, n, 1, what)
+    s = _attr_ints("strides", strides, n, 1, what)
+    d = _attr_ints("dilations", dilations, n, 1, what)
     out, pb, pe = _window_geometry(what, x.shape[2:], kernel, s, d, pads, auto_pad, ceil_mode)
     return kernel, s, d, out, pb, pe
 
@@ -462,7 +459,7 @@ def _lowest(dtype: np.dtype) -> float | int:
     return -np.inf
 
 
-@op("MaxPool", inputs=["X"], outputs=["Y", "Indices?"])
+@op("MaxPool", inputs=["X"], outputs=["Y", "Indices?"], out_dtype=("same", "int64"))
 def max_pool(
     x: np.ndarray,
     *,
@@ -478,7 +475,7 @@ def max_pool(
     (``[N, C, *spatial]`` row-major; with ``storage_order=1`` the spatial axes are column-major)."""
     kernel, s, d, out, pb, pe = _pool_setup("MaxPool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
     n = len(kernel)
-    ct = _compute_dtype(x.dtype) if x.dtype.kind == "f" else x.dtype
+    ct = compute_dtype(x.dtype) if x.dtype.kind == "f" else x.dtype
     xp = _pad(x.astype(ct, copy=False), pb, pe, _lowest(ct))
     # max is separable: reduce one spatial axis at a time, last axis first, so that ties resolve to the first
     # maximum in row-major window order (as PyTorch); per axis keep which kernel offset won
@@ -551,7 +548,7 @@ def average_pool(
     when ``count_include_pad=1``; ceil-mode overhang past the padding is never counted."""
     what = "AveragePool"
     kernel, s, d, out, pb, pe = _pool_setup(what, x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     xp = _pad(x.astype(ct, copy=False), pb, pe)
     total = _window_sum(xp, kernel, s, d, out)
     # the divisor: window sums of a 0/1 line over the counted region, per spatial axis (the count is separable)
@@ -591,7 +588,7 @@ def lp_pool(
 ) -> np.ndarray:
     """``(sum over the window of |x|^p) ^ (1/p)``; padding contributes zeros."""
     kernel, s, d, out, pb, pe = _pool_setup("LpPool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     xp = _pad(np.abs(x.astype(ct, copy=False)) ** p, pb, pe)
     return np.asarray(_window_sum(xp, kernel, s, d, out) ** (1.0 / p), dtype=x.dtype)
 
@@ -605,7 +602,7 @@ def _global_axes(what: str, x: np.ndarray) -> tuple[int, ...]:
 def global_average_pool(x: np.ndarray) -> np.ndarray:
     """Mean over every spatial axis: ``[N, C, *spatial] -> [N, C, 1, ...]``."""
     axes = _global_axes("GlobalAveragePool", x)
-    return np.asarray(np.mean(x, axis=axes, keepdims=True, dtype=_compute_dtype(x.dtype)), dtype=x.dtype)
+    return np.asarray(np.mean(x, axis=axes, keepdims=True, dtype=compute_dtype(x.dtype)), dtype=x.dtype)
 
 
 @op("GlobalMaxPool", inputs=["X"], outputs=["Y"])
@@ -619,7 +616,7 @@ def global_max_pool(x: np.ndarray) -> np.ndarray:
 def global_lp_pool(x: np.ndarray, *, p: int = 2) -> np.ndarray:
     """``(sum over every spatial axis of |x|^p) ^ (1/p)``, keeping the axes as size 1."""
     axes = _global_axes("GlobalLpPool", x)
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     y = np.sum(np.abs(x.astype(ct, copy=False)) ** p, axis=axes, keepdims=True) ** (1.0 / p)
     return np.asarray(y, dtype=x.dtype)
 
@@ -640,8 +637,8 @@ def max_unpool(
     what = "MaxUnpool"
     _check_input(what, x)
     n = x.ndim - 2
-    kernel = _ints("kernel_shape", kernel_shape, n, 1, what)
-    s = _ints("strides", strides, n, 1, what)
+    kernel = _attr_ints("kernel_shape", kernel_shape, n, 1, what)
+    s = _attr_ints("strides", strides, n, 1, what)
     pb, pe = _explicit_pads(what, pads, n)
     if indices.shape != x.shape or indices.dtype.kind not in "iu":
         raise OpError(
@@ -690,12 +687,17 @@ def _adaptive_setup(what: str, x: np.ndarray, output_size: list[int]) -> list[in
     return list(output_size)
 
 
-@op("AdaptiveAveragePool", inputs=["X"], outputs=["Y"])
+@op(
+    "AdaptiveAveragePool",
+    inputs=["X"],
+    outputs=["Y"],
+    decomposes_to="GlobalAveragePool / AveragePool (uniform bins)",
+)
 def adaptive_average_pool(x: np.ndarray, *, output_size: list[int]) -> np.ndarray:
     """PyTorch's ``adaptive_avg_pool{1,2,3}d``: output bin ``i`` of a spatial axis of size ``in`` averages
     ``[floor(i*in/out), ceil((i+1)*in/out))``. ``Y [N, C, *output_size]``."""
     out = _adaptive_setup("AdaptiveAveragePool", x, output_size)
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     y = x.astype(ct, copy=False)
     for i, o in enumerate(out):
         axis = 2 + i
@@ -707,7 +709,7 @@ def adaptive_average_pool(x: np.ndarray, *, output_size: list[int]) -> np.ndarra
     return np.ascontiguousarray(y, dtype=x.dtype)
 
 
-@op("AdaptiveMaxPool", inputs=["X"], outputs=["Y"])
+@op("AdaptiveMaxPool", inputs=["X"], outputs=["Y"], decomposes_to="GlobalMaxPool / MaxPool (uniform bins)")
 def adaptive_max_pool(x: np.ndarray, *, output_size: list[int]) -> np.ndarray:
     """PyTorch's ``adaptive_max_pool{1,2,3}d``: the bins of AdaptiveAveragePool, max per bin.
     ``Y [N, C, *output_size]``."""

@@ -15,21 +15,10 @@ import numpy as np
 
 from k5.errors import OpError
 from k5.format.dtypes import dtype_of
+from k5.ops.common import compute_dtype, is_float
 from k5.ops.registry import op
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-
-def _is_float(dtype: np.dtype) -> bool:
-    """True for every floating type, including the ml_dtypes ones (bfloat16, float8) NumPy files under 'V'."""
-    return dtype.kind == "f" or str(dtype).startswith(("bfloat16", "float8"))
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype to compute in: float32 for narrow floats, the dtype itself otherwise."""
-    if _is_float(dtype) and dtype not in (np.float32, np.float64):
-        return np.dtype(np.float32)
-    return dtype
 
 
 def _float_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -38,7 +27,7 @@ def _float_unary(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray
     @functools.wraps(fn)
     def wrapped(x: np.ndarray, **attrs: object) -> np.ndarray:
         x = np.asarray(x)
-        work = x.astype(_compute_dtype(x.dtype), copy=False)
+        work = x.astype(compute_dtype(x.dtype), copy=False)
         with np.errstate(all="ignore"):
             y = np.asarray(fn(work, **attrs))
         return y.astype(x.dtype, copy=False)
@@ -120,9 +109,9 @@ def _cast(x: np.ndarray, target: np.dtype, saturate: int, round_mode: str = "up"
                 limit = float(ml_dtypes.finfo(target).max)
                 x = np.clip(x.astype(np.float64, copy=False), -limit, limit)
             return x.astype(target)
-        if _is_float(x.dtype) and target.kind in "iu":
+        if is_float(x.dtype) and target.kind in "iu":
             # out of range is undefined in ONNX; NaN -> 0 keeps the result deterministic
-            return np.nan_to_num(x.astype(_compute_dtype(x.dtype), copy=False), nan=0.0).astype(target)
+            return np.nan_to_num(x.astype(compute_dtype(x.dtype), copy=False), nan=0.0).astype(target)
         return x.astype(target)
 
 
@@ -193,7 +182,7 @@ def round_(x: np.ndarray) -> np.ndarray:
 @op("Sign", inputs=["input"], outputs=["output"])
 def sign(x: np.ndarray) -> np.ndarray:
     """-1, 0 or 1 with the sign of x (NaN stays NaN)."""
-    if _is_float(x.dtype) and x.dtype.kind != "f":
+    if is_float(x.dtype) and x.dtype.kind != "f":
         return _float_unary(np.sign)(x)
     return _same(np.sign(x), x)
 
@@ -231,13 +220,13 @@ def erf(x: np.ndarray) -> np.ndarray:
     return np.asarray(y).astype(x.dtype)
 
 
-@op("IsNaN", inputs=["X"], outputs=["Y"])
+@op("IsNaN", inputs=["X"], outputs=["Y"], out_dtype="bool")
 def isnan(x: np.ndarray) -> np.ndarray:
     """True where x is NaN."""
     return np.asarray(np.isnan(x.astype(np.float32) if x.dtype.kind not in "fiub" else x))
 
 
-@op("IsInf", inputs=["X"], outputs=["Y"])
+@op("IsInf", inputs=["X"], outputs=["Y"], out_dtype="bool")
 def isinf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1) -> np.ndarray:
     """True where x is +inf (if ``detect_positive``) or -inf (if ``detect_negative``)."""
     if x.dtype.kind not in "fiub":
@@ -247,7 +236,7 @@ def isinf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1) 
     return np.asarray(pos | neg_)
 
 
-@op("Not", inputs=["X"], outputs=["Y"])
+@op("Not", inputs=["X"], outputs=["Y"], out_dtype="bool")
 def not_(x: np.ndarray) -> np.ndarray:
     """Logical not of a bool tensor."""
     return np.asarray(np.logical_not(x))
@@ -292,7 +281,7 @@ def pow_(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         if x.dtype.kind in "iu" and y.dtype.kind in "iu" and not np.any(y < 0):
             return _same(np.power(x, y.astype(x.dtype)), x)
-        work = _compute_dtype(x.dtype) if _is_float(x.dtype) else np.dtype(np.float64)
+        work = compute_dtype(x.dtype) if is_float(x.dtype) else np.dtype(np.float64)
         return _same(np.power(x.astype(work), y.astype(np.float64 if work == np.float64 else work)), x)
 
 
@@ -306,7 +295,7 @@ def mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0) -> np.ndarray:
     with np.errstate(all="ignore"):
         if a.dtype.kind in "iu":
             return _same(fn(a, b), a)
-        work = _compute_dtype(a.dtype)
+        work = compute_dtype(a.dtype)
         return _same(fn(a.astype(work), b.astype(work)), a)
 
 
@@ -341,7 +330,7 @@ def mean(*data: np.ndarray) -> np.ndarray:
     """Elementwise mean of all inputs, broadcast together."""
     _variadic("Mean", data)
     dtype = data[0].dtype
-    work = _compute_dtype(dtype) if _is_float(dtype) else np.dtype(np.float64)
+    work = compute_dtype(dtype) if is_float(dtype) else np.dtype(np.float64)
     total = functools.reduce(np.add, [d.astype(work) for d in data])
     return _same(total / len(data), data[0])
 
@@ -355,10 +344,10 @@ def _compare(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], what
 
     kernel.__name__ = kernel.__qualname__ = name.lower()
     kernel.__doc__ = f"``{what}`` elementwise with broadcasting, as bool."
-    op(name, inputs=["A", "B"], outputs=["C"])(kernel)
+    op(name, inputs=["A", "B"], outputs=["C"], out_dtype="bool")(kernel)
 
 
-for _name, _fn, _what in (
+for _name, _cmp, _what in (
     ("Equal", np.equal, "a == b"),
     ("Less", np.less, "a < b"),
     ("LessOrEqual", np.less_equal, "a <= b"),
@@ -368,10 +357,10 @@ for _name, _fn, _what in (
     ("Or", np.logical_or, "a or b"),
     ("Xor", np.logical_xor, "a xor b"),
 ):
-    _compare(_name, _fn, _what)
+    _compare(_name, _cmp, _what)
 
 
-@op("Where", inputs=["condition", "X", "Y"], outputs=["output"])
+@op("Where", inputs=["condition", "X", "Y"], outputs=["output"], out_dtype="same:X")
 def where(condition: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``x`` where ``condition`` else ``y``, all three broadcast together."""
     return _same(np.where(condition, x, y), x)
@@ -395,8 +384,8 @@ def _bitwise(name: str, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> N
     op(name, inputs=["A", "B"], outputs=["C"])(kernel)
 
 
-for _name, _fn in (("BitwiseAnd", np.bitwise_and), ("BitwiseOr", np.bitwise_or), ("BitwiseXor", np.bitwise_xor)):
-    _bitwise(_name, _fn)
+for _name, _bit in (("BitwiseAnd", np.bitwise_and), ("BitwiseOr", np.bitwise_or), ("BitwiseXor", np.bitwise_xor)):
+    _bitwise(_name, _bit)
 
 
 @op("BitwiseNot", inputs=["X"], outputs=["Y"])
@@ -405,7 +394,7 @@ def bitwise_not(x: np.ndarray) -> np.ndarray:
     return _same(np.invert(x), x)
 
 
-@op("BitCast", inputs=["input"], outputs=["output"])
+@op("BitCast", inputs=["input"], outputs=["output"], out_dtype="attr:to")
 def bit_cast(x: np.ndarray, *, to: str) -> np.ndarray:
     """The same bytes (little-endian) read as the k5 dtype ``to``, which must have the input's bit width."""
     target = dtype_of(to, where="BitCast attribute 'to'").numpy
@@ -522,7 +511,7 @@ def thresholded_relu(x: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
 @op("Shrink", inputs=["input"], outputs=["output"])
 def shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5) -> np.ndarray:
     """``x + bias`` if ``x < -lambd``, ``x - bias`` if ``x > lambd``, else 0."""
-    work = x.astype(_compute_dtype(x.dtype) if _is_float(x.dtype) else np.float64)
+    work = x.astype(compute_dtype(x.dtype) if is_float(x.dtype) else np.float64)
     y = np.where(work < -lambd, work + bias, np.where(work > lambd, work - bias, 0))
     return _same(y, x)
 
@@ -576,7 +565,7 @@ def identity(x: object) -> object:
     return x
 
 
-@op("Dropout", inputs=["data", "ratio?", "training_mode?"], outputs=["output", "mask?"])
+@op("Dropout", inputs=["data", "ratio?", "training_mode?"], outputs=["output", "mask?"], out_dtype=("same", "bool"))
 def dropout(
     data: np.ndarray,
     ratio: np.ndarray | None = None,
@@ -595,14 +584,14 @@ def dropout(
         raise OpError(f"Dropout: 'ratio' must be in [0, 1) in training mode. Received: ratio={p}")
     rng = np.random.RandomState(seed)  # ONNX's reference draws, for a given seed
     mask = rng.uniform(0.0, 1.0, data.shape) >= p
-    work = data.astype(_compute_dtype(data.dtype))
+    work = data.astype(compute_dtype(data.dtype))
     return _same(work * mask * work.dtype.type(1.0 / (1.0 - p)), data), mask
 
 
 # --- casts ---------------------------------------------------------------------------------------------------
 
 
-@op("Cast", inputs=["input"], outputs=["output"])
+@op("Cast", inputs=["input"], outputs=["output"], out_dtype="attr:to")
 def cast(x: np.ndarray, *, to: str, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
     """``x`` converted to the k5 dtype named ``to`` (e.g. "float16"). Floats to integers truncate toward zero;
     to float8 types, out-of-range values become the largest finite value when ``saturate`` (default), else
@@ -611,7 +600,7 @@ def cast(x: np.ndarray, *, to: str, saturate: int = 1, round_mode: str = "up") -
     return _cast(np.asarray(x), target, saturate, round_mode)
 
 
-@op("CastLike", inputs=["input", "target_type"], outputs=["output"])
+@op("CastLike", inputs=["input", "target_type"], outputs=["output"], out_dtype="same:target_type")
 def cast_like(x: np.ndarray, target_type: np.ndarray, *, saturate: int = 1, round_mode: str = "up") -> np.ndarray:
     """``x`` converted to the dtype of ``target_type`` (whose values are ignored), as ``Cast`` does."""
     return _cast(np.asarray(x), np.asarray(target_type).dtype, saturate, round_mode)

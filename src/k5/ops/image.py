@@ -163,9 +163,12 @@ def resize(
     if len(set(ax)) != len(ax):
         raise AttrError(f"attribute 'axes' repeats an axis. Received: axes={axes}")
     scales, sizes, roi = _present(scales), _present(sizes), _present(roi)
-    if (scales is None) == (sizes is None):
+    if scales is not None and sizes is None:
+        given = scales
+    elif sizes is not None and scales is None:
+        given = sizes
+    else:
         raise OpError("Resize needs exactly one of 'scales' and 'sizes'")
-    given = scales if scales is not None else sizes
     if given.size != len(ax):
         raise OpError(f"{'scales' if scales is not None else 'sizes'} has {given.size} values; expected {len(ax)}")
     in_len = [X.shape[a] for a in ax]
@@ -175,7 +178,7 @@ def resize(
             raise OpError(f"scales must be > 0. Received: {factor}")
         out_len = [int(n * s) for n, s in zip(in_len, factor, strict=True)]
     else:
-        want = [int(s) for s in sizes.astype(np.int64)]
+        want = [int(s) for s in given.astype(np.int64)]
         factor = [w / n if n else 1.0 for w, n in zip(want, in_len, strict=True)]
         if keep_aspect_ratio_policy != "stretch":
             common = min(factor) if keep_aspect_ratio_policy == "not_larger" else max(factor)
@@ -489,6 +492,7 @@ def _iou(one: np.ndarray, many: np.ndarray) -> np.ndarray:
     "NonMaxSuppression",
     inputs=["boxes", "scores", "max_output_boxes_per_class?", "iou_threshold?", "score_threshold?"],
     outputs=["selected_indices"],
+    out_dtype="int64",
 )
 def non_max_suppression(
     boxes: np.ndarray,

@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from k5.errors import OpError
+from k5.ops.common import compute_dtype
 from k5.ops.registry import op
-
-_LOW_FLOATS = ("float16", "bfloat16")
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    """Half-precision products are accumulated in float32 (as ONNX runtimes do), then cast back."""
-    return np.dtype(np.float32) if dtype.name in _LOW_FLOATS or "float8" in dtype.name else dtype
 
 
 @op("MatMul", inputs=["A", "B"], outputs=["Y"])
@@ -25,7 +19,7 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             f"MatMul inner dimensions differ. Received: A {list(a.shape)} (K={a.shape[-1]}), "
             f"B {list(b.shape)} (K={b.shape[0 if b.ndim == 1 else -2]})"
         )
-    ct = _compute_dtype(a.dtype)
+    ct = compute_dtype(a.dtype)
     y = np.matmul(a.astype(ct, copy=False), b.astype(ct, copy=False))
     return np.asarray(y, dtype=a.dtype)
 
@@ -44,7 +38,7 @@ def gemm(
     """``Y = alpha * A' @ B' + beta * C`` with ``A' = A.T`` if ``transA`` (likewise B); C broadcasts to [M, N]."""
     if a.ndim != 2 or b.ndim != 2:
         raise OpError(f"Gemm expects 2-D A and B. Received: A {list(a.shape)}, B {list(b.shape)}")
-    ct = _compute_dtype(a.dtype)
+    ct = compute_dtype(a.dtype)
     a2 = a.T if transA else a
     b2 = b.T if transB else b
     if a2.shape[1] != b2.shape[0]:
@@ -61,7 +55,7 @@ def gemm(
     return np.asarray(y, dtype=a.dtype)
 
 
-@op("Linear", inputs=["X", "@weight", "@bias?"], outputs=["Y"])
+@op("Linear", inputs=["X", "@weight", "@bias?"], outputs=["Y"], decomposes_to="MatMul+Add")
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """A fully connected layer: ``Y = X @ weight.T + bias`` over the last axis of X.
 
@@ -72,7 +66,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.nda
             f"Linear expects X [..., in_features] and weight [out_features, in_features]. "
             f"Received: X {list(x.shape)}, weight {list(weight.shape)}"
         )
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     y = np.matmul(x.astype(ct, copy=False), weight.T.astype(ct, copy=False))
     if bias is not None:
         y = y + bias.astype(ct, copy=False)
@@ -89,7 +83,7 @@ def einsum(*inputs: np.ndarray, equation: str) -> np.ndarray:
     if len(lhs.split(",")) != len(inputs):
         raise OpError(f"Einsum equation {equation!r} names {len(lhs.split(','))} operands. Received: {len(inputs)}")
     dtype = inputs[0].dtype
-    ct = _compute_dtype(dtype)
+    ct = compute_dtype(dtype)
     y = np.einsum(eq, *[x.astype(ct, copy=False) for x in inputs], optimize=len(inputs) > 2)
     return np.asarray(y, dtype=dtype)
 
@@ -99,11 +93,11 @@ def det(x: np.ndarray) -> np.ndarray:
     """Determinant of the square matrices in the last two axes of X ``[..., M, M]``; Y has shape ``[...]``."""
     if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
         raise OpError(f"Det expects [..., M, M]. Received: {list(x.shape)}")
-    ct = _compute_dtype(x.dtype)
+    ct = compute_dtype(x.dtype)
     return np.asarray(np.linalg.det(x.astype(ct, copy=False)), dtype=x.dtype)
 
 
-@op("Embedding", inputs=["indices", "@weight"], outputs=["Y"])
+@op("Embedding", inputs=["indices", "@weight"], outputs=["Y"], out_dtype="same:weight", decomposes_to="Gather")
 def embedding(indices: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """A lookup table: ``Y = weight[indices]``, shape ``indices.shape + [embedding_dim]``.
 

@@ -7,14 +7,17 @@ cast back to the input dtype.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from k5.errors import OpError
+from k5.format.dtypes import from_numpy
 from k5.ops.registry import op
 
 #: ONNX stash_type (a TensorProto element type) -> NumPy dtype for statistics
-_STASH = {1: np.dtype(np.float32), 11: np.dtype(np.float64), 10: np.dtype(np.float16)}
+_STASH: dict[int, np.dtype] = {1: np.dtype(np.float32), 11: np.dtype(np.float64), 10: np.dtype(np.float16)}
 
 
 def _stats_dtype(dtype: np.dtype, stash_type: int = 1) -> np.dtype:
@@ -35,8 +38,10 @@ def _stats_dtype(dtype: np.dtype, stash_type: int = 1) -> np.dtype:
 
 
 def _channel_shape(what: str, name: str, v: np.ndarray | None, C: int, rank: int) -> np.ndarray | None:
-    if v is None:
-        return None
+    return None if v is None else _per_channel(what, name, v, C, rank)
+
+
+def _per_channel(what: str, name: str, v: np.ndarray, C: int, rank: int) -> np.ndarray:
     if v.size != C:
         raise OpError(f"{what}: {name} expects {C} values (one per channel). Received: shape {list(v.shape)}")
     return v.reshape((C,) + (1,) * (rank - 2))
@@ -74,7 +79,7 @@ def batch_normalization(
     C = x.shape[1]
     ct = _stats_dtype(x.dtype)
     xc = x.astype(ct, copy=False)
-    s, b, m, v = (_channel_shape(what, n, a.astype(ct, copy=False), C, x.ndim)
+    s, b, m, v = (_per_channel(what, n, a.astype(ct, copy=False), C, x.ndim)
                   for n, a in (("scale", scale), ("bias", bias), ("mean", mean), ("var", var)))  # fmt: skip
     if not training_mode:
         factor = s / np.sqrt(v + ct.type(epsilon))
@@ -110,7 +115,22 @@ def _normalize_from(
     return d * inv, mean, inv.astype(ct), ct
 
 
-@op("LayerNormalization", inputs=["X", "@scale", "@bias?"], outputs=["Y", "Mean?", "InvStdDev?"])
+def _stash_out(stash_type: int) -> np.dtype:
+    """The dtype of LayerNormalization's Mean and InvStdDev outputs."""
+    return _STASH.get(stash_type, np.dtype(np.float32))
+
+
+def _stash_rule(dtypes: Sequence[str | None], attrs: Mapping[str, Any]) -> str | None:
+    """stash_type (float32 by default)"""
+    return from_numpy(_stash_out(attrs["stash_type"]))
+
+
+@op(
+    "LayerNormalization",
+    inputs=["X", "@scale", "@bias?"],
+    outputs=["Y", "Mean?", "InvStdDev?"],
+    out_dtype=("same", _stash_rule, _stash_rule),
+)
 def layer_normalization(
     x: np.ndarray,
     scale: np.ndarray,
@@ -129,7 +149,7 @@ def layer_normalization(
     y = y * scale.astype(ct, copy=False)
     if bias is not None:
         y = y + bias.astype(ct, copy=False)
-    out_stats = _STASH.get(stash_type, np.dtype(np.float32))
+    out_stats = _stash_out(stash_type)
     return np.asarray(y, dtype=x.dtype), mean.astype(out_stats), inv.astype(out_stats)
 
 

@@ -78,7 +78,12 @@ def _saturate_cast(v: np.ndarray, target: np.dtype, saturate: int) -> np.ndarray
     return v.astype(target)
 
 
-@op("QuantizeLinear", inputs=["x", "y_scale", "y_zero_point?"], outputs=["y"])
+@op(
+    "QuantizeLinear",
+    inputs=["x", "y_scale", "y_zero_point?"],
+    outputs=["y"],
+    out_dtype="attr:output_dtype|same:y_zero_point|uint8",
+)
 def quantize_linear(
     x: np.ndarray,
     y_scale: np.ndarray,
@@ -117,7 +122,12 @@ def quantize_linear(
     return _saturate_cast(np.asarray(v), target, saturate)
 
 
-@op("DequantizeLinear", inputs=["x", "x_scale", "x_zero_point?"], outputs=["y"])
+@op(
+    "DequantizeLinear",
+    inputs=["x", "x_scale", "x_zero_point?"],
+    outputs=["y"],
+    out_dtype="attr:output_dtype|same:x_scale",
+)
 def dequantize_linear(
     x: np.ndarray,
     x_scale: np.ndarray,
@@ -144,7 +154,12 @@ def dequantize_linear(
     return np.asarray(y).astype(out)
 
 
-@op("DynamicQuantizeLinear", inputs=["x"], outputs=["y", "y_scale", "y_zero_point"])
+@op(
+    "DynamicQuantizeLinear",
+    inputs=["x"],
+    outputs=["y", "y_scale", "y_zero_point"],
+    out_dtype=("uint8", "float32", "uint8"),
+)
 def dynamic_quantize_linear(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """uint8 quantization of float ``x`` over ``[min(0, min x), max(0, max x)]``."""
     xf = x.astype(np.float32)
@@ -180,7 +195,7 @@ def _int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.rint(np.matmul(a.astype(np.float64), b.astype(np.float64))).astype(np.int64)
 
 
-@op("MatMulInteger", inputs=["A", "B", "a_zero_point?", "b_zero_point?"], outputs=["Y"])
+@op("MatMulInteger", inputs=["A", "B", "a_zero_point?", "b_zero_point?"], outputs=["Y"], out_dtype="int32")
 def matmul_integer(
     A: np.ndarray, B: np.ndarray, a_zero_point: np.ndarray | None, b_zero_point: np.ndarray | None
 ) -> np.ndarray:
@@ -225,7 +240,7 @@ def _conv_weight_zero_point(w: np.ndarray, zp: np.ndarray | None) -> np.ndarray:
     return _minus_zero_point(w, zp, row_axis=0)
 
 
-@op("ConvInteger", inputs=["x", "w", "x_zero_point?", "w_zero_point?"], outputs=["y"])
+@op("ConvInteger", inputs=["x", "w", "x_zero_point?", "w_zero_point?"], outputs=["y"], out_dtype="int32")
 def conv_integer(
     x: np.ndarray,
     w: np.ndarray,
@@ -249,7 +264,7 @@ def conv_integer(
     return y.astype(np.int32)
 
 
-def _requantize(acc: np.ndarray, multiplier: np.ndarray, y_zero_point: np.ndarray) -> np.ndarray:
+def _requantize(acc: np.ndarray, multiplier: np.ndarray | float, y_zero_point: np.ndarray) -> np.ndarray:
     """``saturate(round_half_even(acc * multiplier) + y_zero_point)`` in the zero point's type."""
     v = np.rint(acc.astype(np.float64) * multiplier) + np.asarray(y_zero_point).astype(np.float64)
     lo, hi = _int_range(y_zero_point.dtype) or (-np.inf, np.inf)
@@ -269,6 +284,7 @@ def _scale_along(s: np.ndarray, ndim: int, axis: int) -> np.ndarray:
     "QLinearMatMul",
     inputs=["a", "a_scale", "a_zero_point", "b", "b_scale", "b_zero_point", "y_scale", "y_zero_point"],
     outputs=["y"],
+    out_dtype="same:y_zero_point",
 )
 def qlinear_matmul(
     a: np.ndarray,
@@ -299,6 +315,7 @@ def qlinear_matmul(
     "QLinearConv",
     inputs=["x", "x_scale", "x_zero_point", "w", "w_scale", "w_zero_point", "y_scale", "y_zero_point", "B?"],
     outputs=["y"],
+    out_dtype="same:y_zero_point",
 )
 def qlinear_conv(
     x: np.ndarray,

@@ -10,32 +10,20 @@ float32; every result keeps the input dtype.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from k5.errors import OpError
+from k5.ops.common import compute_dtype, normalize_axis
 from k5.ops.registry import op
 
 Axes = int | tuple[int, ...] | None
 
 
-def _is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f" or str(dtype).startswith(("bfloat16", "float8"))
-
-
 def _work(x: np.ndarray) -> np.ndarray:
     """``x`` in a dtype fit to accumulate in: float32 for narrow floats, itself otherwise."""
-    if _is_float(x.dtype) and x.dtype not in (np.float32, np.float64):
-        return x.astype(np.float32)
-    return x
-
-
-def _axis(axis: int, rank: int, op_name: str) -> int:
-    if not -rank <= axis < max(rank, 1):
-        raise OpError(
-            f"{op_name}: axis {axis} is out of range for a rank-{rank} input (expected [{-rank}, {rank - 1}])"
-        )
-    return axis % rank if rank else 0
+    return x.astype(compute_dtype(x.dtype), copy=False)
 
 
 def _axes(data: np.ndarray, axes: np.ndarray | None, noop: int, op_name: str) -> Axes:
@@ -43,7 +31,7 @@ def _axes(data: np.ndarray, axes: np.ndarray | None, noop: int, op_name: str) ->
     if axes is None or np.asarray(axes).size == 0:
         return () if noop else None
     values = [int(a) for a in np.asarray(axes).ravel()]
-    norm = tuple(_axis(a, data.ndim, op_name) for a in values)
+    norm = tuple(normalize_axis(a, data.ndim, op_name) for a in values)
     if len(set(norm)) != len(norm):
         raise OpError(f"{op_name}: axes must be distinct. Received: axes={values}")
     return norm
@@ -63,7 +51,7 @@ def _reduce(name: str, body: Callable[[np.ndarray, Axes, bool], np.ndarray], doc
     return op(name, inputs=["data", "axes?"], outputs=["reduced"])(kernel)
 
 
-def _identity_for(dtype: np.dtype, largest: bool) -> object:
+def _identity_for(dtype: np.dtype, largest: bool) -> Any:
     """The identity of max (largest=False: the smallest value) or min (largest=True) for ``dtype``."""
     if dtype == np.bool_:
         return largest
@@ -87,8 +75,8 @@ def _sum(x: np.ndarray, axis: Axes, keepdims: bool) -> np.ndarray:
 
 def _mean(x: np.ndarray, axis: Axes, keepdims: bool) -> np.ndarray:
     if x.dtype.kind in "iu":
-        return np.mean(x, axis=axis, keepdims=keepdims, dtype=np.float64)
-    return np.mean(x, axis=axis, keepdims=keepdims)
+        return np.asarray(np.mean(x, axis=axis, keepdims=keepdims, dtype=np.float64))
+    return np.asarray(np.mean(x, axis=axis, keepdims=keepdims))
 
 
 def _wide(x: np.ndarray) -> np.ndarray:
@@ -124,7 +112,7 @@ _reduce("ReduceSumSquare", lambda x, a, k: _sum(x * x, a, k), "Sum of squares ov
 
 
 def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Callable[..., np.ndarray], name: str):
-    ax = _axis(axis, x.ndim, name)
+    ax = normalize_axis(axis, x.ndim, name)
     if x.ndim == 0:
         raise OpError(f"{name}: needs an input of rank >= 1. Received: a scalar")
     if x.shape[ax] == 0:
@@ -137,13 +125,13 @@ def _arg(x: np.ndarray, axis: int, keepdims: int, select_last_index: int, fn: Ca
     return np.asarray(idx, dtype=np.int64)
 
 
-@op("ArgMax", inputs=["data"], outputs=["reduced"])
+@op("ArgMax", inputs=["data"], outputs=["reduced"], out_dtype="int64")
 def arg_max(data: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0) -> np.ndarray:
     """Index (int64) of the largest value along ``axis``: the first one, or the last with ``select_last_index``."""
     return _arg(data, axis, keepdims, select_last_index, np.argmax, "ArgMax")
 
 
-@op("ArgMin", inputs=["data"], outputs=["reduced"])
+@op("ArgMin", inputs=["data"], outputs=["reduced"], out_dtype="int64")
 def arg_min(data: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0) -> np.ndarray:
     """Index (int64) of the smallest value along ``axis``: the first one, or the last with ``select_last_index``."""
     return _arg(data, axis, keepdims, select_last_index, np.argmin, "ArgMin")
@@ -155,7 +143,7 @@ def arg_min(data: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_i
 @op("Softmax", inputs=["input"], outputs=["output"])
 def softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """``exp(x) / sum(exp(x))`` along ``axis`` (max-shifted, so it cannot overflow)."""
-    ax = _axis(axis, x.ndim, "Softmax")
+    ax = normalize_axis(axis, x.ndim, "Softmax")
     w = _work(x)
     with np.errstate(all="ignore"):
         e = np.exp(w - np.max(w, axis=ax, keepdims=True))
@@ -165,7 +153,7 @@ def softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
 @op("LogSoftmax", inputs=["input"], outputs=["output"])
 def log_softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """``x - log(sum(exp(x)))`` along ``axis`` (max-shifted)."""
-    ax = _axis(axis, x.ndim, "LogSoftmax")
+    ax = normalize_axis(axis, x.ndim, "LogSoftmax")
     w = _work(x)
     with np.errstate(all="ignore"):
         shifted = w - np.max(w, axis=ax, keepdims=True)
@@ -175,7 +163,7 @@ def log_softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
 @op("Hardmax", inputs=["input"], outputs=["output"])
 def hardmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """1 at the first maximum along ``axis``, 0 elsewhere, in the input dtype."""
-    ax = _axis(axis, x.ndim, "Hardmax")
+    ax = normalize_axis(axis, x.ndim, "Hardmax")
     out = np.zeros(x.shape, dtype=x.dtype)
     if x.size:
         idx = np.argmax(_work(x), axis=ax, keepdims=True)
@@ -192,7 +180,7 @@ def _cumulative(
     a = np.asarray(axis)
     if a.size != 1 or a.dtype.kind not in "iu":
         raise OpError(f"{name}: 'axis' must be one integer. Received: {a.dtype}{list(a.shape)}")
-    ax = _axis(int(a.reshape(())), x.ndim, name)
+    ax = normalize_axis(int(a.reshape(())), x.ndim, name)
     w = _work(x)
     if reverse:
         w = np.flip(w, axis=ax)
@@ -221,7 +209,7 @@ def cum_prod(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: in
 # --- TopK ----------------------------------------------------------------------------------------------------
 
 
-@op("TopK", inputs=["X", "K"], outputs=["Values", "Indices"])
+@op("TopK", inputs=["X", "K"], outputs=["Values", "Indices"], out_dtype=("same", "int64"))
 def top_k(
     x: np.ndarray, k: np.ndarray, *, axis: int = -1, largest: int = 1, sorted: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +219,7 @@ def top_k(
     if kk.size != 1:
         raise OpError(f"TopK: 'K' must hold one value. Received: shape {list(kk.shape)}")
     kv = int(kk.reshape(()))
-    ax = _axis(axis, x.ndim, "TopK")
+    ax = normalize_axis(axis, x.ndim, "TopK")
     n = x.shape[ax]
     if not 0 <= kv <= n:
         raise OpError(f"TopK: K must be in [0, {n}] (the size of axis {axis}). Received: K={kv}")

@@ -14,9 +14,22 @@ An op is a plain NumPy function whose signature is its schema::
   ``list[int]``, ``list[float]``, ``list[str]``, ``Graph``, ``list[Graph]``; ``X | None`` for an attribute with no
   default), the default its default; no default means required.
 - A keyword-only parameter named ``ctx`` receives the :class:`k5.runtime.RunContext` (control flow needs it).
+- ``out_dtype``: the output dtype rule (default ``"same"``: the dtype of the first input), one for every output,
+  or a tuple with one per declared output (a variadic last output repeats the last rule). A rule is a string of
+  alternatives separated by ``|``, the first that resolves wins: ``"same"`` (the first input's dtype),
+  ``"same:NAME"`` (input NAME's), ``"attr:NAME"`` (the dtype named by string attribute NAME), a k5 dtype name
+  (``"bool"``, ``"int64"``...), ``"?"`` (not known before running: control flow); or a function
+  ``(input dtypes, attributes) -> dtype name | None`` for what the strings cannot say. The tests check every rule
+  against what the kernel returns on ONNX's test cases.
+- ``decomposes_to``: only for k5's own ops, which ONNX lacks: how a converter writes it with standard ops (e.g.
+  ``"MatMul+Add"``). Its presence is what marks an op as k5-only.
 
 The same schema validates nodes (:meth:`OpSchema.check_node`), is what converters check against, generates
 ``docs/ops.md`` and parametrizes the tests. Registering the same (domain, op, since) twice is an error.
+
+This module is a leaf: it holds the table and the decorator and imports no op family. The public entry point is
+the package :mod:`k5.ops`, which imports every family eagerly; look ops up through it (``from k5.ops import
+get_schema``) so that the table is complete.
 """
 
 from __future__ import annotations
@@ -24,13 +37,14 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from k5.errors import AttrError, OpError, UnknownOpError
+from k5.errors import AttrError, K5Error, OpError, UnknownOpError
+from k5.format.dtypes import dtype_of
 from k5.format.model import DEFAULT_DOMAIN, Graph, Node
 
 __all__ = [
@@ -38,6 +52,8 @@ __all__ = [
     "OPSET_VERSION",
     "REQUIRED",
     "AttrSpec",
+    "DtypeFn",
+    "DtypeRule",
     "InputSpec",
     "OpSchema",
     "OutputSpec",
@@ -45,6 +61,7 @@ __all__ = [
     "find_schema",
     "get_schema",
     "op",
+    "qualname",
 ]
 
 #: The newest version of the default (``k5``) op set that this release implements.
@@ -121,6 +138,12 @@ class AttrSpec:
         return self.default is REQUIRED
 
 
+#: a computed output dtype rule: (input dtypes, attributes with defaults) -> k5 dtype name, or None when unknown
+DtypeFn = Callable[[Sequence["str | None"], Mapping[str, Any]], "str | None"]
+#: an output dtype rule as declared (see the module docstring)
+DtypeRule = str | DtypeFn
+
+
 @dataclass(frozen=True)
 class OpSchema:
     name: str
@@ -133,11 +156,40 @@ class OpSchema:
     doc: str = ""
     family: str = ""  # the module that declares it, e.g. "elementwise"
     wants_ctx: bool = False
-    infer: Callable[..., Any] | None = field(default=None, repr=False)
+    out_dtype: tuple[DtypeRule, ...] = ("same",)  # one per declared output (the last repeats)
+    decomposes_to: str = ""  # k5's own ops only: how converters write it with standard (ONNX) ops
 
     @property
     def qualname(self) -> str:
-        return self.name if self.domain == DEFAULT_DOMAIN else f"{self.domain}.{self.name}"
+        return qualname(self.name, self.domain)
+
+    @property
+    def k5_only(self) -> bool:
+        """An op of k5's own, which ONNX lacks (converters decompose it)."""
+        return bool(self.decomposes_to)
+
+    # -- output dtypes -----------------------------------------------------------------------------------------
+    def output_dtypes(
+        self, input_dtypes: Sequence[str | None], attrs: Mapping[str, Any], n_outputs: int | None = None
+    ) -> list[str | None]:
+        """The dtype of each output given the inputs' (None: unknown or absent) and the node's attributes (the
+        schema's defaults fill the missing ones); None where the rule cannot tell."""
+        full = {n: a.default for n, a in self.attrs.items() if not a.required} | dict(attrs)
+        count = len(self.outputs) if n_outputs is None else n_outputs
+        rules = self.out_dtype
+        return [_apply_rule(self, rules[min(i, len(rules) - 1)], input_dtypes, full) for i in range(count)]
+
+    def out_dtype_text(self) -> str:
+        """The output dtype rules as docs show them."""
+
+        def text(rule: DtypeRule) -> str:
+            if isinstance(rule, str):
+                return rule
+            return inspect.cleandoc(rule.__doc__ or rule.__name__).split("\n")[0]
+
+        if len(self.out_dtype) == 1:
+            return text(self.out_dtype[0])
+        return "; ".join(f"{o.name}: {text(r)}" for o, r in zip(self.outputs, self.out_dtype, strict=False))
 
     @property
     def params(self) -> dict[str, InputSpec]:
@@ -270,6 +322,55 @@ def coerce_attr(spec: AttrSpec, value: Any, *, where: str) -> Any:
     raise bad()  # pragma: no cover - ATTR_TYPES is closed
 
 
+def qualname(op_name: str, domain: str = DEFAULT_DOMAIN) -> str:
+    """An op's name qualified by its domain when that is not the default one: ``Conv``, ``com.acme.Frobnicate``."""
+    return op_name if domain == DEFAULT_DOMAIN else f"{domain}.{op_name}"
+
+
+# --- output dtype rules -----------------------------------------------------------------------------------------
+def _apply_rule(
+    schema: OpSchema, rule: DtypeRule, input_dtypes: Sequence[str | None], attrs: Mapping[str, Any]
+) -> str | None:
+    if not isinstance(rule, str):
+        return rule(input_dtypes, attrs)
+    for alt in rule.split("|"):
+        kind, _, arg = alt.partition(":")
+        found: str | None = None
+        if kind == "same":
+            index = next(i for i, s in enumerate(schema.inputs) if s.name == arg) if arg else 0
+            found = input_dtypes[index] if index < len(input_dtypes) else None
+        elif kind == "attr":
+            value = attrs.get(arg)
+            found = value if isinstance(value, str) and value else None
+        elif kind != "?":
+            found = alt
+        if found is not None:
+            return found
+    return None
+
+
+def _check_rule(rule: DtypeRule, inputs: Sequence[InputSpec], attrs: Mapping[str, AttrSpec], where: str) -> None:
+    if not isinstance(rule, str):
+        if not callable(rule):
+            raise TypeError(f"{where}: out_dtype rule {rule!r} is neither a string nor a function")
+        return
+    names = [s.name for s in inputs]
+    for alt in rule.split("|"):
+        kind, _, arg = alt.partition(":")
+        if kind == "same":
+            if not (arg in names if arg else names):
+                raise TypeError(f"{where}: out_dtype {rule!r} names input {arg or 0!r}, which the op does not have")
+        elif kind == "attr":
+            spec = attrs.get(arg)
+            if spec is None or spec.type != "string":
+                raise TypeError(f"{where}: out_dtype {rule!r} needs a string attribute {arg!r}")
+        elif alt != "?":
+            try:
+                dtype_of(alt)
+            except K5Error:
+                raise TypeError(f"{where}: out_dtype {rule!r}: {alt!r} is not a k5 dtype") from None
+
+
 # --- the registry -----------------------------------------------------------------------------------------------
 _REGISTRY: dict[tuple[str, str], list[OpSchema]] = {}
 
@@ -298,7 +399,8 @@ def op(
     since: int = 1,
     domain: str = DEFAULT_DOMAIN,
     doc: str | None = None,
-    infer: Callable[..., Any] | None = None,
+    out_dtype: DtypeRule | Sequence[DtypeRule] = "same",
+    decomposes_to: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an op; see the module docstring."""
 
@@ -336,6 +438,13 @@ def op(
             raise TypeError(
                 f"{where}: kernel takes {positional} positional args, schema declares {len(in_specs)} inputs"
             )
+        rules: tuple[DtypeRule, ...] = (
+            (out_dtype,) if isinstance(out_dtype, str) or callable(out_dtype) else tuple(out_dtype)
+        )
+        if not rules or len(rules) > max(len(out_specs), 1) or (1 < len(rules) < len(out_specs)):
+            raise TypeError(f"{where}: out_dtype gives {len(rules)} rules for {len(out_specs)} outputs")
+        for rule in rules:
+            _check_rule(rule, in_specs, attrs, where)
         schema = OpSchema(
             name=name,
             domain=domain,
@@ -347,7 +456,8 @@ def op(
             doc=inspect.cleandoc(doc or fn.__doc__ or ""),
             family=fn.__module__.rsplit(".", 1)[-1],
             wants_ctx=wants_ctx,
-            infer=infer,
+            out_dtype=rules,
+            decomposes_to=decomposes_to,
         )
         versions = _REGISTRY.setdefault((domain, name), [])
         if any(s.since == since for s in versions):
@@ -360,13 +470,8 @@ def op(
     return register
 
 
-def _ensure_loaded() -> None:
-    import k5.ops  # noqa: F401 - registers every op family
-
-
 def find_schema(op_name: str, domain: str = DEFAULT_DOMAIN, version: int | None = None) -> OpSchema | None:
     """The newest schema of ``op_name`` whose ``since`` is <= ``version`` (the newest overall if None)."""
-    _ensure_loaded()
     versions = _REGISTRY.get((domain, op_name))
     if not versions:
         return None
@@ -382,7 +487,7 @@ def get_schema(op_name: str, domain: str = DEFAULT_DOMAIN, version: int | None =
     if schema is not None:
         return schema
     versions = _REGISTRY.get((domain, op_name))
-    qual = op_name if domain == DEFAULT_DOMAIN else f"{domain}.{op_name}"
+    qual = qualname(op_name, domain)
     if versions:
         msg = f"op {qual} needs op set {domain} >= {versions[0].since}; the file declares version {version}"
     elif domain != DEFAULT_DOMAIN:
@@ -394,8 +499,5 @@ def get_schema(op_name: str, domain: str = DEFAULT_DOMAIN, version: int | None =
 
 def all_schemas() -> Iterator[OpSchema]:
     """The newest schema of every registered op, sorted by domain and name."""
-    _ensure_loaded()
     for key in sorted(_REGISTRY):
         yield _REGISTRY[key][-1]
-
-

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from k5.errors import OpError
+from k5.ops.common import compute_dtype
 from k5.ops.registry import op
 
 _Act = Callable[[np.ndarray], np.ndarray]
@@ -42,6 +43,15 @@ _ACTIVATIONS: dict[str, tuple[bool, bool, float, float, Callable[[np.ndarray, fl
     "softsign": (False, False, 0.0, 0.0, lambda x, a, b: x / (1 + np.abs(x))),
     "softplus": (False, False, 0.0, 0.0, lambda x, a, b: np.logaddexp(x, 0)),
 }
+
+
+def _bound(fn: Callable[[np.ndarray, float, float], np.ndarray], a: float, b: float) -> _Act:
+    """``fn`` with its alpha and beta fixed."""
+
+    def act(x: np.ndarray) -> np.ndarray:
+        return fn(x, a, b)
+
+    return act
 
 
 def _activations(
@@ -72,12 +82,8 @@ def _activations(
             raise OpError(f"{what}: unknown activation {name!r} (known: {', '.join(_ACTIVATIONS)})") from None
         a = next(alpha_iter, da) if uses_a else da
         b = next(beta_iter, db) if uses_b else db
-        funcs.append(lambda x, fn=fn, a=a, b=b: fn(x, a, b))
+        funcs.append(_bound(fn, a, b))
     return [funcs[d * per_dir : (d + 1) * per_dir] for d in range(num_dirs)]
-
-
-def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    return dtype if dtype.kind == "f" and dtype.itemsize >= 4 else np.dtype(np.float32)
 
 
 class _Setup:
@@ -110,12 +116,15 @@ class _Setup:
                 f"{what}: X expects rank 3 ([seq, batch, input] or [batch, seq, input]). Received: {list(x.shape)}"
             )
         self.layout = layout
-        self.ct = _compute_dtype(x.dtype)
+        self.ct = compute_dtype(x.dtype, non_float=np.float32)
         xt = x if layout == 0 else x.transpose(1, 0, 2)
         self.T, self.B, inp = xt.shape
         H = hidden_size if hidden_size is not None else r.shape[-1]
         self.H = H
-        expect = {"W": (w, (self.dirs, gates * H, inp)), "R": (r, (self.dirs, gates * H, H))}
+        expect: dict[str, tuple[np.ndarray, tuple[int, ...]]] = {
+            "W": (w, (self.dirs, gates * H, inp)),
+            "R": (r, (self.dirs, gates * H, H)),
+        }
         if b is not None:
             expect["B"] = (b, (self.dirs, 2 * gates * H))
         for name, (arr, shape) in expect.items():

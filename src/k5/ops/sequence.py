@@ -32,7 +32,7 @@ def _position(position: np.ndarray, n: int, *, allow_end: bool) -> int:
     return p + n if p < 0 else p
 
 
-@op("SequenceEmpty", inputs=[], outputs=["output"])
+@op("SequenceEmpty", inputs=[], outputs=["output"], out_dtype="attr:dtype")
 def sequence_empty(*, dtype: str = "float32") -> list[np.ndarray]:
     """An empty sequence of tensors of ``dtype`` (a k5 dtype name)."""
     dtype_of(dtype, where="attribute 'dtype'")
@@ -45,7 +45,12 @@ def sequence_construct(*inputs: np.ndarray) -> list[np.ndarray]:
     return list(inputs)
 
 
-@op("SequenceInsert", inputs=["input_sequence", "tensor", "position?"], outputs=["output_sequence"])
+@op(
+    "SequenceInsert",
+    inputs=["input_sequence", "tensor", "position?"],
+    outputs=["output_sequence"],
+    out_dtype="same|same:tensor",
+)
 def sequence_insert(input_sequence: list[np.ndarray], tensor: np.ndarray, position: np.ndarray | None) -> list:
     """A copy of the sequence with ``tensor`` inserted before ``position`` (default: appended)."""
     seq = list(_seq(input_sequence))
@@ -73,7 +78,7 @@ def sequence_erase(input_sequence: list[np.ndarray], position: np.ndarray | None
     return seq
 
 
-@op("SequenceLength", inputs=["input_sequence"], outputs=["length"])
+@op("SequenceLength", inputs=["input_sequence"], outputs=["length"], out_dtype="int64")
 def sequence_length(input_sequence: list[np.ndarray]) -> np.ndarray:
     """The number of tensors, as an int64 scalar."""
     return np.array(len(_seq(input_sequence)), dtype=np.int64)
@@ -116,7 +121,7 @@ def split_to_sequence(x: np.ndarray, split: np.ndarray | None, *, axis: int = 0,
     return [np.ascontiguousarray(p) for p in np.split(x, bounds, axis=axis)]
 
 
-@op("SequenceMap", inputs=["input_sequence", "additional_inputs*"], outputs=["out_sequence*"])
+@op("SequenceMap", inputs=["input_sequence", "additional_inputs*"], outputs=["out_sequence*"], out_dtype="?")
 def sequence_map(input_sequence: list[np.ndarray], *additional_inputs: Any, body: Graph, ctx: Any) -> Any:
     """Run ``body`` once per element of ``input_sequence``; an additional input that is a sequence contributes its
     element at the same position, a tensor is passed whole. Each body output becomes one output sequence."""
@@ -143,7 +148,7 @@ def optional(x: Any, *, type: str | None = None) -> Any:
     return x
 
 
-@op("OptionalHasElement", inputs=["input?"], outputs=["output"])
+@op("OptionalHasElement", inputs=["input?"], outputs=["output"], out_dtype="bool")
 def optional_has_element(x: Any) -> np.ndarray:
     """True (a bool scalar) when the optional holds a value; False when it is empty or omitted."""
     return np.array(x is not None, dtype=np.bool_)

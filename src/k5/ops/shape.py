@@ -7,34 +7,19 @@ Squeeze, ...) may return a view of it; none writes to its inputs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from k5.errors import OpError
 from k5.format.dtypes import dtype_of
+from k5.ops.common import int_list, normalize_axis
 from k5.ops.registry import op
 
 # --- helpers -------------------------------------------------------------------------------------------------
 
 
-def _axis(axis: int, rank: int, op_name: str, *, extra: int = 0) -> int:
-    """``axis`` in [-rank, rank - 1 + extra] normalised to >= 0 (``extra=1``: Flatten's axis may equal the rank)."""
-    hi = rank - 1 + extra
-    if not -rank <= axis <= max(hi, 0):
-        raise OpError(f"{op_name}: axis {axis} is out of range for rank {rank}. Expected: [{-rank}, {hi}]")
-    return axis + rank if axis < 0 else axis
-
-
-def _ints(value: np.ndarray | None, name: str, op_name: str) -> list[int]:
-    """A 0-d or 1-d integer tensor as a list of Python ints."""
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iu":
-        raise OpError(f"{op_name}: input {name!r} must be an integer tensor. Received: {arr.dtype}")
-    if arr.ndim > 1:
-        raise OpError(f"{op_name}: input {name!r} must be 1-D. Received: shape {list(arr.shape)}")
-    return [int(v) for v in arr.ravel()]
-
-
-def _scalar(value: np.ndarray, name: str, op_name: str) -> np.generic:
+def _scalar(value: np.ndarray, name: str, op_name: str) -> Any:
     arr = np.asarray(value)
     if arr.size != 1:
         raise OpError(f"{op_name}: input {name!r} must hold one value. Received: shape {list(arr.shape)}")
@@ -64,10 +49,10 @@ def constant(value: np.ndarray) -> np.ndarray:
     return value
 
 
-@op("ConstantOfShape", inputs=["input", "@value?"], outputs=["output"])
+@op("ConstantOfShape", inputs=["input", "@value?"], outputs=["output"], out_dtype="same:value|float32")
 def constant_of_shape(shape: np.ndarray, value: np.ndarray | None = None) -> np.ndarray:
     """A tensor of shape ``input`` (1-D int64) filled with the one-element weight ``value`` (float32 0 if absent)."""
-    dims = _ints(shape, "input", "ConstantOfShape")
+    dims = int_list(shape, "input", "ConstantOfShape")
     if any(d < 0 for d in dims):
         raise OpError(f"ConstantOfShape: dimensions must be >= 0. Received: {dims}")
     fill = np.zeros((), dtype=np.float32) if value is None else np.asarray(value)
@@ -76,7 +61,7 @@ def constant_of_shape(shape: np.ndarray, value: np.ndarray | None = None) -> np.
     return np.full(dims, fill.reshape(()), dtype=fill.dtype)
 
 
-@op("Shape", inputs=["data"], outputs=["shape"])
+@op("Shape", inputs=["data"], outputs=["shape"], out_dtype="int64")
 def shape(data: np.ndarray, *, start: int = 0, end: int | None = None) -> np.ndarray:
     """The shape of ``data`` as int64, dims ``[start:end]`` (negative counts from the end, clamped to the rank)."""
     rank = np.ndim(data)
@@ -86,7 +71,7 @@ def shape(data: np.ndarray, *, start: int = 0, end: int | None = None) -> np.nda
     return np.asarray(np.shape(data)[s:e], dtype=np.int64).reshape(-1)
 
 
-@op("Size", inputs=["data"], outputs=["size"])
+@op("Size", inputs=["data"], outputs=["size"], out_dtype="int64")
 def size(data: np.ndarray) -> np.ndarray:
     """The number of elements of ``data``, as a 0-d int64."""
     return np.asarray(np.size(data), dtype=np.int64)
@@ -99,7 +84,7 @@ def size(data: np.ndarray) -> np.ndarray:
 def reshape(data: np.ndarray, shape: np.ndarray, *, allowzero: int = 0) -> np.ndarray:
     """``data`` with a new shape; -1 infers one dimension, 0 copies the input's dimension (unless ``allowzero``,
     where 0 is a real zero)."""
-    dims = _ints(shape, "shape", "Reshape")
+    dims = int_list(shape, "shape", "Reshape")
     if dims.count(-1) > 1:
         raise OpError(f"Reshape: at most one dimension may be -1. Received: shape={dims}")
     if allowzero and 0 in dims and -1 in dims:
@@ -132,7 +117,7 @@ def transpose(data: np.ndarray, *, perm: list[int] | None = None) -> np.ndarray:
 @op("Flatten", inputs=["input"], outputs=["output"])
 def flatten(x: np.ndarray, *, axis: int = 1) -> np.ndarray:
     """A 2-D view: dims before ``axis`` become rows, the rest columns (``axis`` in [-rank, rank])."""
-    ax = _axis(axis, x.ndim, "Flatten", extra=1)
+    ax = normalize_axis(axis, x.ndim, "Flatten", extra=1)
     rows = int(np.prod(x.shape[:ax], dtype=np.int64))
     return np.reshape(x, (rows, int(np.prod(x.shape[ax:], dtype=np.int64))))
 
@@ -142,7 +127,7 @@ def squeeze(data: np.ndarray, axes: np.ndarray | None = None) -> np.ndarray:
     """``data`` without the size-1 dims listed in ``axes`` (every size-1 dim if absent)."""
     if axes is None:
         return np.squeeze(data)
-    ax = tuple(_axis(a, data.ndim, "Squeeze") for a in _ints(axes, "axes", "Squeeze"))
+    ax = tuple(normalize_axis(a, data.ndim, "Squeeze") for a in int_list(axes, "axes", "Squeeze"))
     bad = [a for a in ax if data.shape[a] != 1]
     if bad:
         raise OpError(f"Squeeze: axes {bad} of shape {list(data.shape)} do not have size 1")
@@ -152,9 +137,9 @@ def squeeze(data: np.ndarray, axes: np.ndarray | None = None) -> np.ndarray:
 @op("Unsqueeze", inputs=["data", "axes"], outputs=["expanded"])
 def unsqueeze(data: np.ndarray, axes: np.ndarray) -> np.ndarray:
     """``data`` with size-1 dims inserted at ``axes`` (indices in the output's rank)."""
-    values = _ints(axes, "axes", "Unsqueeze")
+    values = int_list(axes, "axes", "Unsqueeze")
     rank = data.ndim + len(values)
-    ax = tuple(_axis(a, rank, "Unsqueeze") for a in values)
+    ax = tuple(normalize_axis(a, rank, "Unsqueeze") for a in values)
     if len(set(ax)) != len(ax):
         raise OpError(f"Unsqueeze: axes must be distinct. Received: axes={values}")
     return np.expand_dims(data, ax)
@@ -168,7 +153,7 @@ def concat(*inputs: np.ndarray, axis: int) -> np.ndarray:
     """The inputs joined along ``axis``."""
     if not inputs:
         raise OpError("Concat: needs at least one input")
-    ax = _axis(axis, inputs[0].ndim, "Concat")
+    ax = normalize_axis(axis, inputs[0].ndim, "Concat")
     try:
         return np.concatenate(inputs, axis=ax)
     except ValueError:
@@ -182,10 +167,10 @@ def split(
 ) -> tuple[np.ndarray, ...]:
     """``input`` cut along ``axis`` into pieces of the sizes ``split``, or into ``num_outputs`` pieces of
     ``ceil(dim / num_outputs)`` (the last one smaller)."""
-    ax = _axis(axis, x.ndim, "Split")
+    ax = normalize_axis(axis, x.ndim, "Split")
     dim = x.shape[ax]
     if split is not None and np.asarray(split).size:
-        sizes = _ints(split, "split", "Split")
+        sizes = int_list(split, "split", "Split")
         if sum(sizes) != dim or any(s < 0 for s in sizes):
             raise OpError(f"Split: sizes must be >= 0 and sum to {dim} (axis {axis}). Received: split={sizes}")
     elif num_outputs:
@@ -209,17 +194,17 @@ def slice_(
 ) -> np.ndarray:
     """``data[starts:ends:steps]`` on ``axes`` (all leading axes if absent); out-of-range bounds are clamped as
     Python slices do."""
-    s = _ints(starts, "starts", "Slice")
-    e = _ints(ends, "ends", "Slice")
-    a = list(range(len(s))) if axes is None else _ints(axes, "axes", "Slice")
-    st = [1] * len(s) if steps is None else _ints(steps, "steps", "Slice")
+    s = int_list(starts, "starts", "Slice")
+    e = int_list(ends, "ends", "Slice")
+    a = list(range(len(s))) if axes is None else int_list(axes, "axes", "Slice")
+    st = [1] * len(s) if steps is None else int_list(steps, "steps", "Slice")
     if not len(s) == len(e) == len(a) == len(st):
         raise OpError(f"Slice: starts, ends, axes and steps differ in length: {len(s)}, {len(e)}, {len(a)}, {len(st)}")
     index = [slice(None)] * data.ndim
     for start, end, axis, step in zip(s, e, a, st, strict=True):
         if step == 0:
             raise OpError("Slice: steps cannot be 0")
-        index[_axis(axis, data.ndim, "Slice")] = slice(start, end, step)
+        index[normalize_axis(axis, data.ndim, "Slice")] = slice(start, end, step)
     return data[tuple(index)]
 
 
@@ -230,14 +215,14 @@ def slice_(
 def gather(data: np.ndarray, indices: np.ndarray, *, axis: int = 0) -> np.ndarray:
     """Slices of ``data`` along ``axis`` picked by ``indices``; the output shape is
     ``data.shape[:axis] + indices.shape + data.shape[axis+1:]``."""
-    ax = _axis(axis, data.ndim, "Gather")
+    ax = normalize_axis(axis, data.ndim, "Gather")
     return np.take(data, _indices(indices, data.shape[ax], "Gather"), axis=ax)
 
 
 @op("GatherElements", inputs=["data", "indices"], outputs=["output"])
 def gather_elements(data: np.ndarray, indices: np.ndarray, *, axis: int = 0) -> np.ndarray:
     """``out[i][j][k] = data[indices[i][j][k]][j][k]`` for axis 0 (and likewise for other axes)."""
-    ax = _axis(axis, data.ndim, "GatherElements")
+    ax = normalize_axis(axis, data.ndim, "GatherElements")
     if np.ndim(indices) != data.ndim:
         raise OpError(f"GatherElements: indices must have the rank of data ({data.ndim}). Received: {np.ndim(indices)}")
     return np.take_along_axis(data, _indices(indices, data.shape[ax], "GatherElements"), axis=ax)
@@ -276,14 +261,14 @@ def _scatter(out: np.ndarray, where: tuple[np.ndarray, ...], updates: np.ndarray
 
 
 def _scatter_elements(data, indices, updates, axis: int, reduction: str, name: str) -> np.ndarray:
-    ax = _axis(axis, data.ndim, name)
+    ax = normalize_axis(axis, data.ndim, name)
     idx = np.asarray(indices)
     if idx.shape != np.shape(updates) or idx.ndim != data.ndim:
         raise OpError(
             f"{name}: indices {list(idx.shape)} and updates {list(np.shape(updates))} must have one shape, "
             f"of the rank of data {list(data.shape)}"
         )
-    grids = list(np.indices(idx.shape, sparse=True))
+    grids: list[Any] = list(np.indices(idx.shape, sparse=True))
     grids[ax] = _indices(idx, data.shape[ax], name)
     out = np.array(data, copy=True)
     _scatter(out, tuple(grids), np.asarray(updates, dtype=data.dtype), reduction, name)
@@ -330,7 +315,7 @@ def tensor_scatter(
 ) -> np.ndarray:  # fmt: skip
     """A copy of ``past_cache`` with ``update`` written along the sequence ``axis`` from ``write_indices[b]`` (0 if
     absent) for each batch entry b; ``mode="circular"`` wraps positions modulo the cache length."""
-    ax = _axis(axis, past_cache.ndim, "TensorScatter")
+    ax = normalize_axis(axis, past_cache.ndim, "TensorScatter")
     if ax == 0:
         raise OpError("TensorScatter: axis cannot be 0 (the batch dimension)")
     if mode not in ("linear", "circular"):
@@ -366,8 +351,12 @@ def pad(
     pads crop. ``mode``: constant (``constant_value``, default 0), reflect, edge or wrap."""
     if mode not in ("constant", "reflect", "edge", "wrap"):
         raise OpError(f"Pad: mode must be constant, reflect, edge or wrap. Received: mode={mode!r}")
-    p = _ints(pads, "pads", "Pad")
-    ax = list(range(data.ndim)) if axes is None else [_axis(a, data.ndim, "Pad") for a in _ints(axes, "axes", "Pad")]
+    p = int_list(pads, "pads", "Pad")
+    ax = (
+        list(range(data.ndim))
+        if axes is None
+        else [normalize_axis(a, data.ndim, "Pad") for a in int_list(axes, "axes", "Pad")]
+    )
     if len(p) != 2 * len(ax):
         raise OpError(f"Pad: pads needs 2 values per padded axis ({2 * len(ax)}). Received: {len(p)} values")
     width = [(0, 0)] * data.ndim
@@ -383,13 +372,14 @@ def pad(
         return np.pad(x, width, mode="constant", constant_values=value)
     if x.size == 0 and any(w != (0, 0) for w in width):
         raise OpError(f"Pad: mode {mode!r} cannot pad an empty tensor of shape {list(x.shape)}")
-    return np.pad(x, width, mode=mode)
+    pad_mode: Any = mode  # one of NumPy's modes, checked above
+    return np.pad(x, width, mode=pad_mode)
 
 
 @op("Expand", inputs=["input", "shape"], outputs=["output"])
 def expand(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
     """``input`` broadcast with ``shape`` (both ways, as NumPy broadcasting: a 1 in ``shape`` keeps the input's dim)."""
-    dims = _ints(shape, "shape", "Expand")
+    dims = int_list(shape, "shape", "Expand")
     try:
         out_shape = np.broadcast_shapes(x.shape, tuple(dims))
     except ValueError:
@@ -400,7 +390,7 @@ def expand(x: np.ndarray, shape: np.ndarray) -> np.ndarray:
 @op("Tile", inputs=["input", "repeats"], outputs=["output"])
 def tile(x: np.ndarray, repeats: np.ndarray) -> np.ndarray:
     """``input`` repeated ``repeats[i]`` times along each axis i."""
-    reps = _ints(repeats, "repeats", "Tile")
+    reps = int_list(repeats, "repeats", "Tile")
     if len(reps) != x.ndim or any(r < 0 for r in reps):
         raise OpError(f"Tile: repeats needs {x.ndim} values >= 0. Received: {reps}")
     return np.tile(x, reps)
@@ -424,7 +414,7 @@ def range_(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> np.ndarra
     return (np.asarray(s, dtype=dtype) + np.arange(n, dtype=dtype) * np.asarray(d, dtype=dtype)).astype(dtype)
 
 
-@op("OneHot", inputs=["indices", "depth", "values"], outputs=["output"])
+@op("OneHot", inputs=["indices", "depth", "values"], outputs=["output"], out_dtype="same:values")
 def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """``values[1]`` where the new ``axis`` equals ``indices`` (negatives wrap once), ``values[0]`` elsewhere.
     Indices outside [-depth, depth) give an all-off row."""
@@ -433,7 +423,7 @@ def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis:
     if vals.size != 2:
         raise OpError(f"OneHot: 'values' must be [off_value, on_value]. Received: shape {list(vals.shape)}")
     idx = np.asarray(indices)
-    ax = _axis(axis, idx.ndim + 1, "OneHot")
+    ax = normalize_axis(axis, idx.ndim + 1, "OneHot")
     idx = idx.astype(np.int64) if idx.dtype.kind in "iub" else np.trunc(idx).astype(np.int64)
     idx = np.where(idx < 0, idx + d, idx)
     hot = np.expand_dims(idx, ax) == np.arange(d).reshape((d,) + (1,) * (idx.ndim - ax))
@@ -441,7 +431,7 @@ def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis:
     return np.where(hot, on, off).astype(vals.dtype)
 
 
-@op("NonZero", inputs=["X"], outputs=["Y"])
+@op("NonZero", inputs=["X"], outputs=["Y"], out_dtype="int64")
 def non_zero(x: np.ndarray) -> np.ndarray:
     """The int64 coordinates of the non-zero elements, shape [rank, count], in row-major order."""
     if x.ndim == 0:
@@ -458,7 +448,7 @@ def trilu(x: np.ndarray, k: np.ndarray | None = None, *, upper: int = 1) -> np.n
     return np.triu(x, kk) if upper else np.tril(x, kk)
 
 
-@op("EyeLike", inputs=["input"], outputs=["output"])
+@op("EyeLike", inputs=["input"], outputs=["output"], out_dtype="attr:dtype|same")
 def eye_like(x: np.ndarray, *, dtype: str | None = None, k: int = 0) -> np.ndarray:
     """A 2-D tensor of the input's shape with ones on diagonal ``k``; of k5 dtype ``dtype`` (the input's if absent)."""
     if x.ndim != 2:
@@ -480,7 +470,7 @@ def compress(x: np.ndarray, condition: np.ndarray, *, axis: int | None = None) -
         if cond.size > flat.size:
             raise OpError(f"Compress: condition has {cond.size} values for {flat.size} elements")
         return np.compress(cond, flat)
-    ax = _axis(axis, x.ndim, "Compress")
+    ax = normalize_axis(axis, x.ndim, "Compress")
     if cond.size > x.shape[ax]:
         raise OpError(f"Compress: condition has {cond.size} values for axis {axis} of size {x.shape[ax]}")
     return np.compress(cond, x, axis=ax)
@@ -491,8 +481,8 @@ def reverse_sequence(
     x: np.ndarray, sequence_lens: np.ndarray, *, batch_axis: int = 1, time_axis: int = 0
 ) -> np.ndarray:
     """For each batch entry b, its first ``sequence_lens[b]`` time steps reversed, the rest unchanged."""
-    b_ax = _axis(batch_axis, x.ndim, "ReverseSequence")
-    t_ax = _axis(time_axis, x.ndim, "ReverseSequence")
+    b_ax = normalize_axis(batch_axis, x.ndim, "ReverseSequence")
+    t_ax = normalize_axis(time_axis, x.ndim, "ReverseSequence")
     if b_ax == t_ax or x.ndim < 2:
         raise OpError("ReverseSequence: batch_axis and time_axis must be two different axes of a rank >= 2 input")
     lens = np.asarray(sequence_lens, dtype=np.int64).reshape(-1)
@@ -508,7 +498,12 @@ def reverse_sequence(
     return np.take_along_axis(x, src, axis=t_ax)
 
 
-@op("Unique", inputs=["X"], outputs=["Y", "indices?", "inverse_indices?", "counts?"])
+@op(
+    "Unique",
+    inputs=["X"],
+    outputs=["Y", "indices?", "inverse_indices?", "counts?"],
+    out_dtype=("same", "int64", "int64", "int64"),
+)
 def unique(
     x: np.ndarray, *, axis: int | None = None, sorted: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -519,7 +514,7 @@ def unique(
         data, ax = np.reshape(x, -1), 0
         y, first, inverse, counts = np.unique(data, return_index=True, return_inverse=True, return_counts=True)
     else:
-        data, ax = x, _axis(axis, x.ndim, "Unique")
+        data, ax = x, normalize_axis(axis, x.ndim, "Unique")
         y, first, inverse, counts = np.unique(data, return_index=True, return_inverse=True, return_counts=True, axis=ax)
     inverse = np.asarray(inverse).reshape(-1)
     if not sorted:
@@ -529,4 +524,4 @@ def unique(
         first, counts, inverse = first[order], counts[order], rank[inverse]
         y = np.take(data, first, axis=ax)
     as64 = [np.asarray(v, dtype=np.int64) for v in (first, inverse, counts)]
-    return (np.asarray(y), *as64)
+    return np.asarray(y), as64[0], as64[1], as64[2]

@@ -21,7 +21,7 @@ def _as_complex(x: np.ndarray, what: str) -> np.ndarray:
     if x.ndim < 1 or x.shape[-1] not in (1, 2):
         raise OpError(f"{what} expects a last axis of size 1 (real) or 2 (complex). Received: shape {list(x.shape)}")
     xf = x.astype(np.float64 if x.dtype == np.float64 else np.float32)
-    return xf[..., 0] if x.shape[-1] == 1 else xf[..., 0] + 1j * xf[..., 1]
+    return xf[..., 0] if x.shape[-1] == 1 else xf[..., 0] + np.multiply(1j, xf[..., 1])
 
 
 def _pack(z: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -118,19 +118,19 @@ def _window(size: np.ndarray, periodic: int, output_datatype: str, terms: tuple[
     return w.astype(dtype_of(output_datatype).numpy)
 
 
-@op("HannWindow", inputs=["size"], outputs=["output"])
+@op("HannWindow", inputs=["size"], outputs=["output"], out_dtype="attr:output_datatype")
 def hann_window(size: np.ndarray, *, output_datatype: str = "float32", periodic: int = 1) -> np.ndarray:
     """Hann window ``0.5 - 0.5 cos(2πn/N)``."""
     return _window(size, periodic, output_datatype, (0.5, 0.5))
 
 
-@op("HammingWindow", inputs=["size"], outputs=["output"])
+@op("HammingWindow", inputs=["size"], outputs=["output"], out_dtype="attr:output_datatype")
 def hamming_window(size: np.ndarray, *, output_datatype: str = "float32", periodic: int = 1) -> np.ndarray:
     """Hamming window ``25/46 - 21/46 cos(2πn/N)``."""
     return _window(size, periodic, output_datatype, (25.0 / 46.0, 21.0 / 46.0))
 
 
-@op("BlackmanWindow", inputs=["size"], outputs=["output"])
+@op("BlackmanWindow", inputs=["size"], outputs=["output"], out_dtype="attr:output_datatype")
 def blackman_window(size: np.ndarray, *, output_datatype: str = "float32", periodic: int = 1) -> np.ndarray:
     """Blackman window ``0.42 - 0.5 cos(2πn/N) + 0.08 cos(4πn/N)``."""
     return _window(size, periodic, output_datatype, (0.42, 0.5, 0.08))
@@ -140,6 +140,7 @@ def blackman_window(size: np.ndarray, *, output_datatype: str = "float32", perio
     "MelWeightMatrix",
     inputs=["num_mel_bins", "dft_length", "sample_rate", "lower_edge_hertz", "upper_edge_hertz"],
     outputs=["output"],
+    out_dtype="attr:output_datatype",
 )
 def mel_weight_matrix(
     num_mel_bins: np.ndarray,

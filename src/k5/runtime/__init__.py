@@ -1,5 +1,5 @@
 """The NumPy reference runtime."""
 
-from k5.runtime.interpreter import RunContext, Session, TraceFn, run
+from k5.runtime.interpreter import KernelObserver, RunContext, Session, TraceFn, observe_kernels, run
 
-__all__ = ["RunContext", "Session", "TraceFn", "run"]
+__all__ = ["KernelObserver", "RunContext", "Session", "TraceFn", "observe_kernels", "run"]

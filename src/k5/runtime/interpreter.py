@@ -7,9 +7,10 @@ it received.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import ChainMap
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +19,30 @@ import numpy as np
 from k5.errors import GraphError, InputMismatchError, K5Error, RunError
 from k5.format.dtypes import dtype_of
 from k5.format.model import Graph, Model, Node, TensorInfo, as_array
-from k5.ops.registry import OpSchema, get_schema
+from k5.ops import OpSchema, get_schema
 
-__all__ = ["RunContext", "Session", "TraceFn", "run"]
+__all__ = ["KernelObserver", "RunContext", "Session", "TraceFn", "observe_kernels", "run"]
 
 #: trace callback: (node, input values, output values, seconds) -> None
 TraceFn = Callable[[Node, list[Any], list[Any], float], None]
+
+#: kernel observer: (schema, node, input values, output values) -> None, after every kernel any session runs
+KernelObserver = Callable[[OpSchema, Node, list[Any], list[Any]], None]
+_observers: list[KernelObserver] = []
+
+
+@contextlib.contextmanager
+def observe_kernels(observer: KernelObserver) -> Iterator[KernelObserver]:
+    """Call ``observer`` after every kernel that any session runs while the block lasts (nested graphs included).
+
+    For test harnesses (which ops did the tests execute, with which dtypes); a run with no observer pays one
+    list check per node.
+    """
+    _observers.append(observer)
+    try:
+        yield observer
+    finally:
+        _observers.remove(observer)
 
 
 @dataclass
@@ -47,7 +66,7 @@ def _describe(value: Any) -> str:
 class RunContext:
     """What a control-flow kernel (``ctx`` parameter) may do: run a nested graph."""
 
-    def __init__(self, session: Session, env: Mapping[str, Any]) -> None:
+    def __init__(self, session: Session, env: MutableMapping[str, Any]) -> None:
         self._session = session
         self._env = env
 
@@ -142,6 +161,8 @@ class Session:
                     env[name] = value
             if self.trace is not None:
                 self.trace(node, args, outputs[: len(node.outputs)], time.perf_counter() - start)
+            for observer in _observers:
+                observer(step.schema, node, args, outputs)
         return env
 
     def run(

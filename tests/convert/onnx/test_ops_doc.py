@@ -28,7 +28,7 @@ def test_ops_doc_is_up_to_date() -> None:
 
 
 def test_every_registered_op_is_in_the_doc() -> None:
-    from k5.ops.registry import all_schemas
+    from k5.ops import all_schemas
 
     text = (ROOT / "docs" / "ops.md").read_text(encoding="utf-8")
     missing = [s.qualname for s in all_schemas() if f"| `{s.qualname}` |" not in text]

@@ -8,7 +8,7 @@ import torch
 from conftest import converted
 from torch_zoo import ZOO
 
-from k5.ops.registry import find_schema
+from k5.ops import find_schema
 
 
 def test_layers_become_single_nodes_named_by_module_path() -> None:

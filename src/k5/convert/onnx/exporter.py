@@ -2,7 +2,8 @@
 
 Most k5 ops are ONNX ops with ONNX's latest semantics, so they map one-to-one; node-owned weights become
 initializers (``Constant`` nodes inside nested graphs), dtype names in attributes become ONNX type codes, and the
-k5 layer ops ONNX lacks are decomposed (table ``DECOMPOSITIONS``). The ONNX opset written is the lowest one (at
+k5's own ops, which ONNX lacks, are decomposed (table ``DECOMPOSITIONS``, one entry for every op the registry
+declares with ``decomposes_to=``). The ONNX opset written is the lowest one (at
 least :data:`~k5.convert.onnx.tables.EXPORT_FLOOR_OPSET`) at which every node emitted has its current form, which
 keeps the file runnable by older runtimes; an explicit ``opset`` is checked the same way.
 """
@@ -22,6 +23,7 @@ from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
 from k5.convert.onnx.types import parse_type
+from k5.convert.table import ConverterTable
 from k5.errors import ConversionError, UnsupportedOpsError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
 
@@ -48,6 +50,7 @@ class _Exporter:
         self.names: set[str] = set()
         self.constants: dict[str, Any] = {}  # value name -> array, for Constant nodes (static shapes, masks)
         self.infos: dict[str, TensorInfo] = {}
+        self.dtypes: dict[str, str] | None = None  # value name -> dtype by the op registry's rules, on first use
         for _, n in model.graph.walk():
             self.names.update(n.inputs)
             self.names.update(n.outputs)
@@ -93,7 +96,7 @@ class _Exporter:
         """k5 attribute values -> AttributeProtos typed by the k5 schema (dtype names -> ONNX codes)."""
         from onnx import helper
 
-        from k5.ops.registry import find_schema
+        from k5.ops import find_schema
 
         schema = find_schema(node.op, node.domain)
         out = []
@@ -161,7 +164,7 @@ class _Exporter:
     def node(self, n: Node, graph_outputs: set[str]) -> list[Any]:
         from onnx import helper
 
-        from k5.ops.registry import find_schema
+        from k5.ops import find_schema
 
         if n.domain != DEFAULT_DOMAIN:
             self.used_domains.add(n.domain)
@@ -279,6 +282,10 @@ def _onnx_attribute_names(op: str) -> set[str] | None:
 # --- decompositions of k5-only ops ------------------------------------------------------------------------------
 Decomposition = Callable[[_Exporter, Node, list[Any]], list[Any]]
 
+#: k5 op -> how it is written in ONNX: one entry for each op the registry declares k5-only (``decomposes_to=``);
+#: keys are checked against the registry when this module loads, completeness by tests/convert/onnx
+DECOMPOSITIONS = ConverterTable("ONNX decomposition", keyed_by_op=True)
+
 
 def _const(ex: _Exporter, base: str, value: np.ndarray) -> tuple[Any, str]:
     from onnx import helper
@@ -308,11 +315,13 @@ def _linear_into(ex: _Exporter, node: Node, x: str, w: Any, b: Any, y: str, tag:
     return out
 
 
+@DECOMPOSITIONS.register("Linear")
 def _linear(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
     x, w, b = [*args, "", ""][:3]
     return _linear_into(ex, node, x, w, b, node.outputs[0], "")
 
 
+@DECOMPOSITIONS.register("Embedding")
 def _embedding(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
     from onnx import helper
 
@@ -322,6 +331,7 @@ def _embedding(ex: _Exporter, node: Node, args: list[Any]) -> list[Any]:
     return out
 
 
+@DECOMPOSITIONS.register("AdaptiveAveragePool", "AdaptiveMaxPool")
 def _adaptive_pool(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     from onnx import helper
 
@@ -350,6 +360,7 @@ def _static_spatial(ex: _Exporter, name: str, rank: int) -> list[int] | None:
     return [int(d) for d in dims] if all(isinstance(d, int) for d in dims) else None
 
 
+@DECOMPOSITIONS.register("MultiHeadAttention")
 def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     """MultiHeadAttention (batch-first) as projections, per-head MatMul/Softmax/MatMul and the output projection."""
     from onnx import helper
@@ -421,65 +432,17 @@ def _mha(ex: _Exporter, node: Node, inputs: list[Any]) -> list[Any]:
     return out
 
 
-#: ops whose first output is bool / int64 whatever their inputs
-_BOOL_OPS = frozenset(
-    {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf"}
-)
-_INT64_OPS = frozenset({"Shape", "Size", "ArgMax", "ArgMin", "NonZero"})
-#: ops whose outputs have the dtype of their input at the given index
-_SAME_AS_INPUT = {
-    **dict.fromkeys(
-        (
-            "Identity", "Reshape", "Squeeze", "Unsqueeze", "Expand", "Transpose", "Slice", "Gather", "GatherElements",
-            "GatherND", "Concat", "Tile", "Flatten", "Split", "Pad", "Trilu", "Neg", "Abs", "Add", "Sub", "Mul",
-            "Div", "Max", "Min", "Clip", "Relu", "Dropout", "Linear", "MatMul", "Softmax", "LogSoftmax", "Sigmoid",
-            "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "ReduceMax", "ReduceMin",
-            "ReduceSum", "ReduceMean", "Sign", "DepthToSpace", "SpaceToDepth",
-        ),
-        0,
-    ),
-    "Where": 1,
-    "CastLike": 1,
-}  # fmt: skip
-
-
-def _dtype_of(ex: _Exporter, name: str, depth: int = 0) -> str | None:
-    """The k5 dtype of value ``name``: a stored constant's, a declared one (inputs, outputs, value_info), else
-    derived from the k5 node computing it (Cast's 'to', comparisons -> bool, shape-preserving ops...)."""
+def _dtype_of(ex: _Exporter, name: str) -> str | None:
+    """The k5 dtype of value ``name``: a stored constant's, a declared one (inputs, outputs, value_info), else the
+    one its producer's output dtype rule in the op registry gives."""
     from k5.format.model import weight_dtype
+    from k5.ops import infer_dtypes
 
     if name in ex.constants:
         return weight_dtype(ex.constants[name])
-    info = ex.infos.get(name)
-    if info is not None and info.dtype:
-        return info.dtype
-    node = ex.producers.get(name)
-    if node is None or node.domain != DEFAULT_DOMAIN or depth > 64:
-        return None
-    if node.op == "Cast" and isinstance(node.attrs.get("to"), str):
-        return str(node.attrs["to"])
-    if node.op in _BOOL_OPS:
-        return "bool"
-    if node.op in _INT64_OPS:
-        return "int64"
-    if node.op in ("Constant", "ConstantOfShape"):
-        value = node.weights.get("value")
-        return weight_dtype(value) if value is not None else ("float32" if node.op == "ConstantOfShape" else None)
-    index = _SAME_AS_INPUT.get(node.op)
-    if index is None:
-        return None
-    if index < len(node.inputs) and node.inputs[index]:
-        return _dtype_of(ex, node.inputs[index], depth + 1)
-    param = _param_name(node, index)
-    value = node.weights.get(param) if param else None
-    return weight_dtype(value) if value is not None else None
-
-
-def _param_name(node: Node, index: int) -> str | None:
-    from k5.ops.registry import find_schema
-
-    schema = find_schema(node.op, node.domain)
-    return schema.inputs[index].name if schema is not None and index < len(schema.inputs) else None
+    if ex.dtypes is None:
+        ex.dtypes = infer_dtypes(ex.model.graph)
+    return ex.dtypes.get(name)
 
 
 def _inferred_dtype(ex: _Exporter, name: str) -> str | None:
@@ -519,16 +482,6 @@ def _mask_dtype(ex: _Exporter, node: Node, name: str, what: str) -> str:
             where=node.label,
         )
     return dtype
-
-
-#: k5 op -> how it is written in ONNX (k5 layer ops that ONNX lacks)
-DECOMPOSITIONS: dict[str, Decomposition] = {
-    "Linear": _linear,
-    "Embedding": _embedding,
-    "MultiHeadAttention": _mha,
-    "AdaptiveAveragePool": _adaptive_pool,
-    "AdaptiveMaxPool": _adaptive_pool,
-}
 
 
 def to_onnx(model: Model, *, opset: int | None = None) -> Any:

@@ -219,7 +219,7 @@ class _Importer:
 
     def node(self, n: Any, index: int) -> list[Node]:
         """One ONNX node -> k5 nodes (the node itself, preceded by any constants its adapters need)."""
-        from k5.ops.registry import find_schema
+        from k5.ops import find_schema
 
         domain = DEFAULT_DOMAIN if n.domain in ONNX_DOMAINS else n.domain
         version = self.opset.get(domain, 1)
@@ -330,7 +330,7 @@ class _Importer:
 
     def dtype_attrs(self, node: Node) -> None:
         """ONNX element type codes in attributes -> k5 dtype names (unless the k5 op declares an int)."""
-        from k5.ops.registry import find_schema
+        from k5.ops import find_schema
 
         schema = find_schema(node.op, node.domain)
         for a in DTYPE_ATTRS.get(node.op, ()):
@@ -406,7 +406,7 @@ def _sole_init(name: str, inits: dict[str, np.ndarray | None], counts: Counter[s
 
 def _fold_linear(nodes: list[Node], inits: dict[str, np.ndarray | None], keep: set[str]) -> None:
     """MatMul(x, W) [+ Add(b)] and Gemm(x, W, b) with initializer weights -> Linear(x) owning weight [out, in]."""
-    from k5.ops.registry import find_schema
+    from k5.ops import find_schema
 
     if find_schema("Linear") is None:
         return
@@ -461,7 +461,7 @@ def _fold_linear(nodes: list[Node], inits: dict[str, np.ndarray | None], keep: s
 
 def _own_parameters(nodes: list[Node], inits: dict[str, np.ndarray | None], keep: set[str]) -> None:
     """An initializer feeding a parameter input (``@weight``...) of its only consumer becomes that node's weight."""
-    from k5.ops.registry import find_schema
+    from k5.ops import find_schema
 
     counts = _consumers(nodes)
     for n in nodes:
@@ -532,7 +532,7 @@ def from_onnx(model: Any) -> Model:
         raise UnsupportedOpsError("ONNX", dict(imp.unsupported))
     if imp.bad_types:
         raise UnsupportedTypesError("ONNX", dict(imp.bad_types))
-    from k5.ops.registry import OPSET_VERSION
+    from k5.ops import OPSET_VERSION
 
     k5_opset = {DEFAULT_DOMAIN: OPSET_VERSION}
     k5_opset.update({d: v for d, v in opset.items() if d != DEFAULT_DOMAIN})

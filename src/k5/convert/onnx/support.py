@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 from k5.convert.onnx.exporter import DECOMPOSITIONS
+from k5.ops import find_schema
 
 __all__ = ["FOLDED_FROM", "support"]
 
 #: k5 ops the importer produces from ONNX patterns rather than from an ONNX op of the same name
 FOLDED_FROM: dict[str, str] = {"Linear": "MatMul+Add, Gemm (initializer weights)"}
-
-#: how each decomposed k5 op is written
-_DECOMPOSED_AS: dict[str, str] = {
-    "Linear": "MatMul+Add",
-    "Embedding": "Gather",
-    "MultiHeadAttention": "MatMul/Reshape/Transpose/Softmax",
-    "AdaptiveAveragePool": "GlobalAveragePool / AveragePool (uniform bins)",
-    "AdaptiveMaxPool": "GlobalMaxPool / MaxPool (uniform bins)",
-}
 
 
 #: ops written as themselves only in some forms; how the others are written
@@ -33,6 +25,8 @@ def support(op: str, domain: str = "k5") -> dict[str, str]:
         return {"import": "", "export": ""}
     native = onnx.defs.has(op)
     imported = "yes" if native else FOLDED_FROM.get(op, "")
-    exported = _DECOMPOSED_AS.get(op, "decomposed") if op in DECOMPOSITIONS else ("yes" if native else "")
+    schema = find_schema(op, domain)
+    decomposed = schema.decomposes_to if schema is not None and schema.k5_only else "decomposed"
+    exported = decomposed if op in DECOMPOSITIONS else ("yes" if native else "")
     exported = _EXPORT_NOTES.get(op, exported) if exported == "yes" else exported
     return {"import": imported, "export": exported}

@@ -15,7 +15,6 @@ __all__ = [
     "DROPPED_ATTRS",
     "DTYPE_ATTRS",
     "EXPORT_FLOOR_OPSET",
-    "K5_ONLY_OPS",
     "K5_TO_ONNX_DTYPE",
     "ONNX_DTYPES",
     "OUTPUT_COUNT_ATTRS",
@@ -149,9 +148,6 @@ UNADAPTED_VERSIONS: dict[tuple[str, int], str] = {
 
 #: ops that ONNX defined on 2-D coercions before an opset: op -> first opset with the per-axis form
 COERCED_2D: dict[str, int] = {"Softmax": 13, "LogSoftmax": 13, "Hardmax": 13}
-
-#: k5 layer ops that ONNX does not have; the exporter decomposes them
-K5_ONLY_OPS = ("Linear", "Embedding", "MultiHeadAttention", "AdaptiveAveragePool", "AdaptiveMaxPool")
 
 #: the lowest ONNX opset the exporter writes (Reduce* axes became inputs at 18)
 EXPORT_FLOOR_OPSET = 18
