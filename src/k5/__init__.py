@@ -25,6 +25,7 @@ __all__ = [
     "from_keras",
     "from_onnx",
     "from_torch",
+    "from_torch7",
     "load",
     "run",
     "save",
@@ -32,6 +33,7 @@ __all__ = [
     "to_keras",
     "to_onnx",
     "to_torch",
+    "to_torch7",
 ]
 
 # name -> module that defines it; imported on first access so `import k5` stays light
@@ -44,6 +46,8 @@ _LAZY = {
     "from_torch": "k5.convert.torch",
     "to_torch": "k5.convert.torch",
     "save_torch": "k5.convert.torch",
+    "from_torch7": "k5.convert.torch7",
+    "to_torch7": "k5.convert.torch7",
     "from_keras": "k5.convert.keras",
     "to_keras": "k5.convert.keras",
 }
