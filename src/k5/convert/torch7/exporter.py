@@ -117,7 +117,7 @@ class _Layout:
             users = [n for n in region if cur in self.data_inputs(n)]
             if not users:
                 raise ConversionError(f"tensor {cur!r} does not lead to {dst!r}")
-            if len(users) == 1 and self.data_inputs(users[0]) == [cur] and users[0].op not in _JOINS:
+            if len(users) == 1 and self.data_inputs(users[0]) == [cur]:
                 mods.append(self.layout(users[0]))
                 cur = users[0].outputs[0]
                 continue
