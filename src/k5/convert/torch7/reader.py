@@ -380,9 +380,10 @@ def read_t7_bytes(
     max_objects: int = MAX_OBJECTS,
 ) -> Any:
     """The object a ``torch.save`` file holds. ``ascii``/``long_size`` default to detection: binary when the first
-    four bytes are a known type code, else ASCII; 8-byte longs, retried with 4 when the file does not parse."""
+    four bytes are a known type code, else ASCII; 8-byte longs, else 4-byte longs when the file does not parse with
+    8 but parses to its last byte with 4 (otherwise the error of the 8-byte reading is raised)."""
     if ascii is None:
-        ascii = not (len(data) >= 4 and struct.unpack_from("<i", data, 0)[0] in (0, 1, 2, 3, 4, 5))
+        ascii = not (len(data) >= 4 and 0 <= struct.unpack_from("<i", data, 0)[0] <= 8)
     if long_size not in (None, 4, 8):
         raise ValueError(f"long_size must be 4 or 8. Received: {long_size}")
     sizes = [long_size] if long_size is not None else ([8] if ascii else [8, 4])
@@ -396,6 +397,8 @@ def read_t7_bytes(
         except FormatError as e:
             first = first or e
             continue
+        if first is not None and reader.src.left():  # the 4-byte fallback must account for every byte
+            break
         return value
     assert first is not None
     raise first
