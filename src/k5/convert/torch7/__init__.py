@@ -43,6 +43,14 @@ __all__ = [
 ]
 
 
+def _has_cv2() -> bool:
+    """Whether ``cv2`` is importable here (without importing it)."""
+    try:
+        return importlib.util.find_spec("cv2") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def opencv_python() -> str | None:
     """The Python of the OpenCV venv (``$K5_OPENCV_VENV``, else /work/venvs/opencv) when it exists."""
     venv = os.environ.get("K5_OPENCV_VENV", "/work/venvs/opencv")
@@ -60,7 +68,7 @@ def run_opencv(path: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     if len(inputs) != 1:
         raise ConversionError(f"a Torch7 network takes one input. Received: {sorted(inputs)}")
     x = np.ascontiguousarray(next(iter(inputs.values())), dtype=np.float32)
-    exe = sys.executable if importlib.util.find_spec("cv2") is not None else opencv_python()
+    exe = sys.executable if _has_cv2() else opencv_python()
     if exe is None:
         raise ConversionError("running a .t7 file needs OpenCV 4.x (pip install 'opencv-python-headless<5')")
     with tempfile.TemporaryDirectory(prefix="k5-t7-") as tmp:
@@ -82,7 +90,7 @@ register_format(
         description="Lua Torch7 network (torch.save of an nn module); OpenCV's dnn module still runs them",
         read=from_torch7,
         write=to_torch7,
-        run=run_opencv if importlib.util.find_spec("cv2") is not None or opencv_python() else None,
+        run=run_opencv if _has_cv2() or opencv_python() else None,
         extra=None,
     )
 )
