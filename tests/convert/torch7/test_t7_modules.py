@@ -83,6 +83,10 @@ OPENCV_CASES: dict[str, tuple[T7Object, tuple[int, ...]]] = {
                   mod("InstanceNormalization", nOutput=5, eps=1e-5, weight=w(5), bias=w(5))),
         (2, 2, 8, 8),
     ),
+    "max_pool_ceil_mode_drops_window_past_input": (
+        container("Sequential", mod("SpatialMaxPooling", kW=2, kH=2, dW=2, dH=2, padW=1, padH=1, ceil_mode=True)),
+        (1, 2, 9, 9),  # 6 windows by the ceil formula; the 6th would start past input + pad, so 5
+    ),
 }  # fmt: skip
 
 
@@ -146,3 +150,18 @@ def test_old_batchnorm_running_std(tmp_path: Path) -> None:
     std = 1 / np.sqrt(var + 1e-5)
     (got,) = _k5(mod("BatchNormalization", eps=1e-5, running_mean=mean, running_std=std), x, tmp_path)
     assert_close(got, (x - mean) / np.sqrt(var + 1e-5))
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize(("k", "pad"), [(3, (1, 1)), (2, (0, 1))])
+def test_average_pool_ceil_mode_divisor(k: int, pad: tuple[int, int], count_include_pad: bool, tmp_path: Path) -> None:
+    """Lua's divisor at ceil-mode edges counts padding, never the overhang past it. PyTorch kept THNN's kernel, so it
+    is the oracle here: OpenCV 4.12 divides differently at these edges (0.4 off on this input for k=3)."""
+    torch = pytest.importorskip("torch", reason="PyTorch's avg_pool2d is THNN's, Lua's own kernel")
+    x = RNG.standard_normal((1, 2, 9, 9)).astype(np.float32)
+    tree = mod("SpatialAveragePooling", kW=k, kH=k, dW=2, dH=2, padW=pad[1], padH=pad[0], ceil_mode=True,
+               count_include_pad=count_include_pad)  # fmt: skip
+    (got,) = _k5(tree, x, tmp_path)
+    want = torch.nn.functional.avg_pool2d(torch.from_numpy(x), k, 2, padding=pad, ceil_mode=True,
+                                          count_include_pad=count_include_pad)  # fmt: skip
+    assert_close(got, want.numpy())
