@@ -23,6 +23,7 @@ from t7_nets import NETS, build  # noqa: E402
 from t7_oracles import Oracles, assert_close  # noqa: E402
 
 import k5  # noqa: E402
+from k5.convert.formats import format_for  # noqa: E402
 from k5.convert.torch7 import T7Object, T7Storage, T7Table, from_torch7, read_t7, to_torch7  # noqa: E402
 
 _CACHE: dict[str, dict[str, Any]] = {}
@@ -84,6 +85,15 @@ def test_onnxruntime_matches_opencv(name: str, oracles: Oracles, t7_dir: Path) -
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {session.get_inputs()[0].name: c["x"]})
     _report(name, ".t7 -> k5 -> ONNX -> ORT vs OpenCV", assert_close(out, c["opencv"]))
+
+
+def test_registered_format_runs_t7_with_opencv(oracles: Oracles, t7_dir: Path) -> None:
+    """The .t7 format's own runtime (for ``k5 convert`` verification) is OpenCV, here through the oracle venv."""
+    c = _converted("resnet", oracles, t7_dir)
+    fmt = format_for(str(c["path"]))
+    assert fmt.run is not None
+    (out,) = fmt.run(str(c["path"]), {"input": c["x"]}).values()
+    assert_close(out, c["opencv"], rtol=1e-6)
 
 
 def _flatten(obj: Any, path: str, tensors: dict[str, np.ndarray], scalars: dict[str, Any], seen: set[int]) -> None:
