@@ -83,6 +83,41 @@ OPENCV_CASES: dict[str, tuple[T7Object, tuple[int, ...]]] = {
                   mod("InstanceNormalization", nOutput=5, eps=1e-5, weight=w(5), bias=w(5))),
         (2, 2, 8, 8),
     ),
+    "openface_like_inception": (
+        container("Sequential",
+                  container("Inception", container(
+                      "DepthConcat",
+                      container("Sequential", conv(3, 4, k=1, pad=0), mod("ReLU")),
+                      container("Sequential", container(  # OpenFace wraps its L2 pooling in a Sequential
+                          "SpatialLPPooling",
+                          mod("Square"),
+                          mod("SpatialAveragePooling", kW=3, kH=3, dW=1, dH=1, padW=1, padH=1,
+                              ceil_mode=False, count_include_pad=True),
+                          mod("MulConstant", constant_scalar=9.0),
+                          mod("Sqrt"))),
+                      container("Sequential", conv(3, 2), mod("Power", pow=2.0)),
+                      dimension=2)),
+                  mod("View", size=longs(-1, 9 * 5 * 5), numElements=225),
+                  mod("Linear", weight=w(8, 225), bias=w(8)),
+                  mod("Normalize", p=2.0, eps=1e-10)),
+        (2, 3, 5, 5),
+    ),
+    "fast_neural_style_like": (
+        container("Sequential",
+                  mod("SpatialReflectionPadding", pad_l=2, pad_r=2, pad_t=2, pad_b=2),
+                  conv(3, 4, pad=0), mod("InstanceNormalization", nOutput=4, eps=1e-5, weight=w(4), bias=w(4)),
+                  mod("ReLU"),
+                  container("Sequential",
+                            container("ConcatTable",
+                                      container("Sequential", conv(4, 4, pad=0), mod("ReLU"), conv(4, 4, pad=0)),
+                                      mod("ShaveImage", size=2)),
+                            mod("CAddTable")),
+                  mod("SpatialFullConvolution", nInputPlane=4, nOutputPlane=3, kW=3, kH=3, dW=2, dH=2, padW=1,
+                      padH=1, adjW=1, adjH=1, weight=w(4, 3, 3, 3), bias=w(3)),
+                  mod("TotalVariation", strength=1e-6),
+                  mod("Tanh"), mod("MulConstant", constant_scalar=150.0)),
+        (1, 3, 10, 10),
+    ),
     "max_pool_ceil_mode_drops_window_past_input": (
         container("Sequential", mod("SpatialMaxPooling", kW=2, kH=2, dW=2, dH=2, padW=1, padH=1, ceil_mode=True)),
         (1, 2, 9, 9),  # 6 windows by the ceil formula; the 6th would start past input + pad, so 5
@@ -165,3 +200,13 @@ def test_average_pool_ceil_mode_divisor(k: int, pad: tuple[int, int], count_incl
     want = torch.nn.functional.avg_pool2d(torch.from_numpy(x), k, 2, padding=pad, ceil_mode=True,
                                           count_include_pad=count_include_pad)  # fmt: skip
     assert_close(got, want.numpy())
+
+
+def test_elementwise_modules_by_hand(tmp_path: Path) -> None:
+    x = RNG.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    tree = container("Sequential", mod("HardTanh", min_val=-0.5, max_val=0.8), mod("Abs"), mod("Power", pow=3.0),
+                     mod("SpatialSoftMax"))  # fmt: skip
+    (got,) = _k5(tree, x, tmp_path)
+    y = np.abs(np.clip(x, -0.5, 0.8)) ** 3
+    e = np.exp(y - y.max(axis=1, keepdims=True))
+    assert_close(got, e / e.sum(axis=1, keepdims=True))

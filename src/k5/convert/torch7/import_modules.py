@@ -396,3 +396,65 @@ def cross_map_lrn(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Valu
     attrs = {"size": _int(mod, "size", path), "alpha": _float(mod, "alpha", path),
              "beta": _float(mod, "beta", path), "bias": _float(mod, "k", path, 1.0)}  # fmt: skip
     return cx.add("LRN", [cx.tensor(x, path, mod)], _nid(path, "LRN"), attrs=attrs)
+
+
+# -- modules of the published Lua models (fast-neural-style, OpenFace) --------------------------------------------
+@IMPORTERS.register("Inception", "Decorator", "SpatialLPPooling")
+def decorator(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    """Containers that run their children in sequence (``Inception`` wraps a ``DepthConcat``)."""
+    return sequential(cx, mod, path, x)
+
+
+@IMPORTERS.register("DepthConcat", produces=["Concat"])
+def depth_concat(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    # Lua zero-pads smaller branches to the largest spatial size; k5 joins branches of equal sizes (Concat checks)
+    return concat(cx, mod, path, x)
+
+
+@IMPORTERS.register("TotalVariation", produces=["Identity"])
+def total_variation(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    """fast-neural-style's regulariser: identity forward."""
+    return cx.add("Identity", [cx.tensor(x, path, mod)], _nid(path, "Identity"))
+
+
+@IMPORTERS.register("ShaveImage", produces=["Pad", "Constant"])
+def shave_image(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    """fast-neural-style's crop of ``size`` pixels from each side: a Pad by minus ``size``."""
+    t = cx.tensor(x, path, mod)
+    n = _int(mod, "size", path)
+    rank = cx.rank.get(t) or 4
+    lead = [0] * (rank - 2)
+    pads = cx.const(np.asarray([*lead, -n, -n, *lead, -n, -n], dtype=np.int64), _nid(path, "Pad") + ".pads")
+    return cx.add("Pad", [t, pads], _nid(path, "Pad"), attrs={"mode": "constant"})
+
+
+@IMPORTERS.register("Square", "Sqrt", "Power", produces=["Mul", "Sqrt", "Pow", "Constant"])
+def power(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    t = cx.tensor(x, path, mod)
+    name = mod.class_name.rsplit(".", 1)[-1]
+    if name == "Square":
+        return cx.add("Mul", [t, t], _nid(path, "Mul"))
+    if name == "Sqrt":
+        return cx.add("Sqrt", [t], _nid(path, "Sqrt"))
+    p = cx.const(np.asarray(_float(mod, "pow", path), dtype=cx.dtype), _nid(path, "Pow") + ".exponent")
+    return cx.add("Pow", [t, p], _nid(path, "Pow"))
+
+
+@IMPORTERS.register("Abs", produces=["Abs"])
+def absolute(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    return cx.add("Abs", [cx.tensor(x, path, mod)], _nid(path, "Abs"))
+
+
+@IMPORTERS.register("HardTanh", "Clamp", produces=["Clip", "Constant"])
+def hard_tanh(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    t = cx.tensor(x, path, mod)
+    lo = cx.const(np.asarray(_float(mod, "min_val", path, -1.0), dtype=cx.dtype), _nid(path, "Clip") + ".min")
+    hi = cx.const(np.asarray(_float(mod, "max_val", path, 1.0), dtype=cx.dtype), _nid(path, "Clip") + ".max")
+    return cx.add("Clip", [t, lo, hi], _nid(path, "Clip"))
+
+
+@IMPORTERS.register("SpatialSoftMax", produces=["Softmax"])
+def spatial_softmax(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
+    """Softmax over the channels at every position (axis 1 of a batched input)."""
+    t = cx.tensor(x, path, mod)
+    return cx.add("Softmax", [t], _nid(path, "Softmax"), attrs={"axis": 0 if cx.rank.get(t) == 3 else 1})
