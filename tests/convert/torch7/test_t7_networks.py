@@ -87,6 +87,15 @@ def test_onnxruntime_matches_opencv(name: str, oracles: Oracles, t7_dir: Path) -
     _report(name, ".t7 -> k5 -> ONNX -> ORT vs OpenCV", assert_close(out, c["opencv"]))
 
 
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_rewritten_t7_runs_in_opencv_like_the_first(name: str, oracles: Oracles, t7_dir: Path) -> None:
+    """.t7 -> k5 -> .t7 again: the second file runs in OpenCV as the first did."""
+    c = _converted(name, oracles, t7_dir)
+    again = t7_dir / f"{name}.again.t7"
+    to_torch7(c["k5"], again)
+    _report(name, ".t7 -> k5 -> .t7 OpenCV vs OpenCV", assert_close(oracles.opencv(again, c["x"]), c["opencv"]))
+
+
 def test_registered_format_runs_t7_with_opencv(oracles: Oracles, t7_dir: Path) -> None:
     """The .t7 format's own runtime (for ``k5 convert`` verification) is OpenCV, here through the oracle venv."""
     c = _converted("resnet", oracles, t7_dir)

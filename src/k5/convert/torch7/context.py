@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,13 +44,16 @@ class ImportContext:
         *,
         attrs: Mapping[str, Any] | None = None,
         weights: Mapping[str, Any] | None = None,
-        rank: int | str | None = "same",
+        rank: int | Literal["same"] | None = "same",
     ) -> str:
         """Emit one node with one output (named like its id); ``rank`` of the output defaults to the first input's."""
         nid = unique_name(_ID_BAD.sub("_", node_id) or "node", self.ids)
         out = unique_name(nid, self.names)
         self.nodes.append(Node(nid, op, list(inputs), [out], dict(attrs or {}), dict(weights or {})))
-        self.rank[out] = self.rank.get(inputs[0]) if rank == "same" and inputs else (None if rank == "same" else rank)  # type: ignore[assignment]
+        if rank == "same":
+            self.rank[out] = self.rank.get(inputs[0]) if inputs else None
+        else:
+            self.rank[out] = rank
         return out
 
     def const(self, value: Any, node_id: str, dtype: Any = None) -> str:
