@@ -49,6 +49,11 @@ def sequential(*mods: Any) -> T7Object:
     return module("Sequential", modules=T7Table({float(i + 1): m for i, m in enumerate(mods)}))
 
 
+# torch.save(torch.FloatTensor{{1.5, -2}, {3.25, 4}}) in ASCII mode, as Torch's THDiskFile writes it
+ASCII_TENSOR = (b"4\n1\n3\nV 1\n17\ntorch.FloatTensor\n2\n2 2\n2 1\n1\n"
+                b"4\n2\n3\nV 1\n18\ntorch.FloatStorage\n4\n1.5 -2 3.25 4\n")  # fmt: skip
+
+
 def valid_net() -> bytes:
     """A small valid network file (the base of the truncation and fuzz cases)."""
     rng = np.random.default_rng(0)
@@ -108,6 +113,20 @@ CASES: dict[str, tuple[bytes, str, dict[str, Any], str]] = {
     "bad_version": (i32(4) + i32(1) + s("V one") + s("nn.ReLU"), "read", {}, "FormatError"),
     "object_cap": (many_nils(5000), "read", {"max_objects": 1000}, "HostileSizeError"),
     "not_t7_text": (b"hello world, not a torch file\n", "read", {}, "FormatError"),
+    "ascii_huge_storage": (b"4\n1\n3\nV 1\n18\ntorch.FloatStorage\n99999999999\n1 2\n", "read", {}, "HostileSizeError"),
+    "ascii_bad_number": (b"4\n1\n3\nV 1\n18\ntorch.FloatStorage\n2\n1 zz\n", "read", {}, "FormatError"),
+    "ascii_truncated": (
+        b"4\n1\n3\nV 1\n17\ntorch.FloatTensor\n2\n2 2\n",
+        "read",
+        {},
+        "TruncatedFileError|HostileSizeError",
+    ),
+    "tensor_absurd_empty_dims": (
+        float_tensor([0, 1 << 62, 1 << 62], [1, 1, 1], i32(0)),
+        "read",
+        {},
+        "HostileSizeError",
+    ),
     "self_containing_table": (self_containing_table(), "read", {}, "ok"),
     "self_containing_module": (self_containing_module(), "convert", {}, "ConversionError"),
     "unsupported_modules": (

@@ -9,16 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from t7_hostile import f64, i32, i64, s
+from t7_hostile import ASCII_TENSOR, f64, i32, i64, s
 
 import k5
 from k5.convert.formats import format_for
 from k5.convert.torch7 import T7Object, T7Storage, T7Table, read_t7, read_t7_bytes, t7_bytes, to_torch7
 from k5.errors import UnsupportedOpsError
-
-# torch.save(torch.FloatTensor{{1.5, -2}, {3.25, 4}}) in ASCII mode, as Torch's THDiskFile writes it
-ASCII_TENSOR = (b"4\n1\n3\nV 1\n17\ntorch.FloatTensor\n2\n2 2\n2 1\n1\n"
-                b"4\n2\n3\nV 1\n18\ntorch.FloatStorage\n4\n1.5 -2 3.25 4\n")  # fmt: skip
 
 
 def test_ascii_tensor() -> None:

@@ -44,6 +44,7 @@ __all__ = [
 
 MAX_DEPTH = 200  # nested records (an nn tree of 50 levels is deep; Python's own stack must stay far away)
 MAX_OBJECTS = 1_000_000  # records of any kind in one file
+MAX_DIM = 1 << 40  # a tensor size or stride beyond this is hostile whatever the storage
 MAX_FILE_BYTES = 1 << 34  # 16 GiB: larger files are refused before they are read
 
 TYPE_NIL, TYPE_NUMBER, TYPE_STRING, TYPE_TABLE, TYPE_TORCH, TYPE_BOOLEAN = 0, 1, 2, 3, 4, 5
@@ -338,6 +339,8 @@ class _Reader:
         offset -= 1  # Lua's offsets are 1-based
         storage = self.read(depth + 1)
         where = f"{class_name} {index}"
+        if any(s > MAX_DIM for s in sizes) or any(s > MAX_DIM for s in strides):
+            raise HostileSizeError(f"{where} declares sizes {sizes} and strides {strides} beyond {MAX_DIM}")
         if any(s < 0 for s in sizes) or any(s < 0 for s in strides):
             raise FormatError(f"{where} has negative sizes or strides: sizes={sizes} strides={strides}")
         numel = 1
