@@ -210,3 +210,40 @@ def test_elementwise_modules_by_hand(tmp_path: Path) -> None:
     y = np.abs(np.clip(x, -0.5, 0.8)) ** 3
     e = np.exp(y - y.max(axis=1, keepdims=True))
     assert_close(got, e / e.sum(axis=1, keepdims=True))
+
+
+def test_modern_layers_write_as_lua_modules(oracles: Oracles, tmp_path: Path) -> None:
+    """PyTorch layers without a Lua module of their own: 'same' padding with an even kernel (asymmetric pads ->
+    SpatialZeroPadding + SpatialConvolution), ReLU6, global average/max pooling; OpenCV runs the file like PyTorch."""
+    torch = pytest.importorskip("torch", reason="the network is built in PyTorch")
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 6, 4, padding="same"), nn.ReLU6(), nn.Conv2d(6, 6, 3, padding=1),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5)).eval()  # fmt: skip
+    x = torch.randn(2, 3, 8, 8) * 4
+    path = tmp_path / "modern.t7"
+    k5.to_torch7(k5.from_torch(net, (x,)), path)
+    with torch.no_grad():
+        want = net(x).numpy()
+    assert_close(oracles.opencv(path, x.numpy()), want)
+    (got,) = k5.run(from_torch7(path, input_shape=[2, 3, 8, 8]), x.numpy()).values()
+    assert_close(got, want)
+
+    pooled = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveMaxPool2d(1)).eval()
+    k5.to_torch7(k5.from_torch(pooled, (x,)), path)
+    with torch.no_grad():
+        assert_close(oracles.opencv(path, x.numpy()), pooled(x).numpy())
+
+
+def test_onnx_style_gemm_writes_as_linear(oracles: Oracles, tmp_path: Path) -> None:
+    b, c = w(4, 12), w(4)
+    graph = k5.Graph(
+        [k5.Node("flat", "Flatten", ["x"], ["f"], {"axis": 1}),
+         k5.Node("fc", "Gemm", ["f"], ["y"], {"transB": 1}, {"B": b, "C": c})],
+        [k5.TensorInfo("x", "float32", [2, 3, 2, 2])], [k5.TensorInfo("y", "float32")],
+    )  # fmt: skip
+    path = tmp_path / "gemm.t7"
+    k5.to_torch7(k5.Model(graph), path)
+    x = w(2, 3, 2, 2)
+    assert_close(oracles.opencv(path, x), x.reshape(2, 12) @ b.T + c)

@@ -85,6 +85,11 @@ def conv(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
         raise _refuse(node, f"a grouped convolution (group={attrs['group']})")
     sh, sw = _pair(attrs.get("strides"), 1, node, "stride")
     dh, dw = _pair(attrs.get("dilations"), 1, node, "dilation")
+    pads = [int(p) for p in (attrs.get("pads") or [0, 0, 0, 0])]
+    lead: T7Object | None = None
+    if len(pads) == 4 and (pads[0] != pads[2] or pads[1] != pads[3]):  # asymmetric: zero-pad first, as Lua can't
+        lead = nn_module("SpatialZeroPadding", pad_t=pads[0], pad_l=pads[1], pad_b=pads[2], pad_r=pads[3])
+        attrs = {**attrs, "pads": [0, 0, 0, 0]}
     ph, pw = _sym_pads(attrs, node)
     fields: dict[str, Any] = {
         "nInputPlane": w.shape[1], "nOutputPlane": w.shape[0], "kH": w.shape[2], "kW": w.shape[3],
@@ -93,8 +98,25 @@ def conv(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
     if "bias" in node.weights:
         fields["bias"] = _f32(node.weights["bias"])
     if (dh, dw) != (1, 1):
-        return nn_module("SpatialDilatedConvolution", dilationH=dh, dilationW=dw, **fields)
-    return nn_module("SpatialConvolution", **fields)
+        layer = nn_module("SpatialDilatedConvolution", dilationH=dh, dilationW=dw, **fields)
+    else:
+        layer = nn_module("SpatialConvolution", **fields)
+    return layer if lead is None else nn_module("Sequential", modules=T7Table({1.0: lead, 2.0: layer}))
+
+
+@EXPORTERS.register("Gemm")
+def gemm(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
+    """ONNX's fully connected layer (``Y = A @ B.T + C``) as a Linear."""
+    if float(attrs["alpha"]) != 1.0 or float(attrs["beta"]) != 1.0 or int(attrs["transA"]) or "B" not in node.weights:
+        raise _refuse(node, "Gemm other than A @ B(.T) + C with a weight B")
+    b = _f32(node.weights["B"])
+    fields: dict[str, Any] = {"weight": np.ascontiguousarray(b if int(attrs["transB"]) else b.T)}
+    if "C" in node.weights:
+        c = _f32(node.weights["C"]).reshape(-1)
+        if c.size != fields["weight"].shape[0]:
+            raise _refuse(node, f"Gemm with a bias C of {c.size} values")
+        fields["bias"] = c
+    return nn_module("Linear", **fields)
 
 
 @EXPORTERS.register("ConvTranspose")
@@ -178,6 +200,32 @@ def elu(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
 @EXPORTERS.register("LeakyRelu")
 def leaky_relu(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
     return nn_module("LeakyReLU", negval=float(attrs["alpha"]), inplace=False)
+
+
+@EXPORTERS.register("Clip")
+def clip(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
+    lo, hi = cx.const(node, 1, "min"), cx.const(node, 2, "max")
+    low = float(lo.reshape(-1)[0]) if lo is not None else None
+    high = float(hi.reshape(-1)[0]) if hi is not None else None
+    if low == 0.0 and high is None:
+        return relu(cx, node, attrs)
+    if low == 0.0 and high == 6.0:
+        return nn_module("ReLU6", min_val=0.0, max_val=6.0, inplace=False)
+    if low is None or high is None:
+        raise _refuse(node, "Clip with one bound (other than ReLU's)")
+    return nn_module("HardTanh", min_val=low, max_val=high, inplace=False)
+
+
+@EXPORTERS.register("GlobalAveragePool", "GlobalMaxPool", "AdaptiveAveragePool", "AdaptiveMaxPool")
+def global_pool(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
+    """Pooling over the whole image: a window of the input's size."""
+    shape = cx.shape(node.inputs[0], node)
+    if len(shape) != 4 or list(cx.shape(node.outputs[0], node)[2:]) != [1, 1]:
+        raise _refuse(node, f"{node.op} to an output other than 1x1 of a 4-D input")
+    fields = {"kH": shape[2], "kW": shape[3], "dH": 1, "dW": 1, "padH": 0, "padW": 0, "ceil_mode": False}
+    if "Max" in node.op:
+        return nn_module("SpatialMaxPooling", indices=np.zeros((0,), np.int64), **fields)
+    return nn_module("SpatialAveragePooling", count_include_pad=True, divide=True, **fields)
 
 
 @EXPORTERS.register("Identity", "Dropout")

@@ -445,11 +445,14 @@ def absolute(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
     return cx.add("Abs", [cx.tensor(x, path, mod)], _nid(path, "Abs"))
 
 
-@IMPORTERS.register("HardTanh", "Clamp", produces=["Clip", "Constant"])
+@IMPORTERS.register("HardTanh", "Clamp", "ReLU6", produces=["Clip", "Constant"])
 def hard_tanh(cx: ImportContext, mod: T7Object, path: str, x: Value) -> Value:
     t = cx.tensor(x, path, mod)
-    lo = cx.const(np.asarray(_float(mod, "min_val", path, -1.0), dtype=cx.dtype), _nid(path, "Clip") + ".min")
-    hi = cx.const(np.asarray(_float(mod, "max_val", path, 1.0), dtype=cx.dtype), _nid(path, "Clip") + ".max")
+    relu6 = mod.class_name.endswith("ReLU6")
+    low = _float(mod, "min_val", path, 0.0 if relu6 else -1.0)
+    high = _float(mod, "max_val", path, 6.0 if relu6 else 1.0)
+    lo = cx.const(np.asarray(low, dtype=cx.dtype), _nid(path, "Clip") + ".min")
+    hi = cx.const(np.asarray(high, dtype=cx.dtype), _nid(path, "Clip") + ".max")
     return cx.add("Clip", [t, lo, hi], _nid(path, "Clip"))
 
 
