@@ -212,6 +212,7 @@ def test_elementwise_modules_by_hand(tmp_path: Path) -> None:
     assert_close(got, e / e.sum(axis=1, keepdims=True))
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")
 def test_modern_layers_write_as_lua_modules(oracles: Oracles, tmp_path: Path) -> None:
     """PyTorch layers without a Lua module of their own: 'same' padding with an even kernel (asymmetric pads ->
     SpatialZeroPadding + SpatialConvolution), ReLU6, global average/max pooling; OpenCV runs the file like PyTorch."""
