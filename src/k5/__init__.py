@@ -23,12 +23,14 @@ __all__ = [
     "__version__",
     "from_onnx",
     "from_torch",
+    "from_torch7",
     "load",
     "run",
     "save",
     "save_torch",
     "to_onnx",
     "to_torch",
+    "to_torch7",
 ]
 
 # name -> (module that defines it, the pip extra its framework comes from); imported on first access so that
@@ -42,6 +44,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "from_torch": ("k5.convert.torch", "torch"),
     "to_torch": ("k5.convert.torch", "torch"),
     "save_torch": ("k5.convert.torch", "torch"),
+    "from_torch7": ("k5.convert.torch7", None),
+    "to_torch7": ("k5.convert.torch7", None),
     "from_keras": ("k5.convert.keras", "keras"),
     "to_keras": ("k5.convert.keras", "keras"),
 }
