@@ -4,9 +4,9 @@
 # numpy < 2.3. torchfile (a Torch7 reader, 2017) is the independent reader the tests compare k5's files with.
 # The venv is separate so the main environment's numpy is never touched.
 # Idempotent: a venv whose cv2 has readNetFromTorch is left as it is; a broken or half-built one is rebuilt.
-# Usage: .ci/oracle-opencv.sh [VENV]   (default: $K5_OPENCV_VENV, else /work/venvs/opencv)
+# Usage: .ci/oracle-opencv.sh [VENV]   (default: $K5_OPENCV_VENV, else ${XDG_CACHE_HOME:-~/.cache}/k5/oracle-opencv)
 set -euo pipefail
-venv="${1:-${K5_OPENCV_VENV:-/work/venvs/opencv}}"
+venv="${1:-${K5_OPENCV_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/k5/oracle-opencv}}"
 probe='import cv2, numpy, torchfile; assert hasattr(cv2.dnn, "readNetFromTorch"); print("cv2", cv2.__version__, "numpy", numpy.__version__)'
 ready() { [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$probe" 2>/dev/null; }
 if out=$(ready); then echo "opencv oracle venv ready: $venv ($out)"; exit 0; fi

@@ -1,8 +1,9 @@
 """Fixtures of the Lua Torch7 tests: the OpenCV oracle venv (built once if missing) and the oracles run in it.
 
 The oracles run in a separate virtual environment (opencv-python-headless 4.12, numpy < 2.3, torchfile) made by
-``.ci/oracle-opencv.sh``: at ``$K5_OPENCV_VENV``, else /work/venvs/opencv. The session fixture builds it when it is
-missing; the tests that need it skip (with the build's last lines as the reason) only when pip cannot install it.
+``.ci/oracle-opencv.sh``: at ``$K5_OPENCV_VENV``, else ``~/.cache/k5/oracle-opencv``. The session fixture builds
+it when it is missing; the tests that need it skip (with the build's last lines as the reason) only when pip cannot
+install it, or fail when ``K5_REQUIRE_ORACLES=1`` (CI, which builds it first).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 from t7_oracles import Oracles
 
+from k5.convert.torch7 import default_opencv_venv
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-VENV = Path(os.environ.get("K5_OPENCV_VENV", "/work/venvs/opencv"))
+VENV = Path(os.environ.get("K5_OPENCV_VENV") or default_opencv_venv())
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +33,8 @@ def oracle_python() -> str:
         pytest.skip("building the OpenCV oracle venv took over 15 minutes (.ci/oracle-opencv.sh)")
     if proc.returncode != 0 or not exe.exists():
         tail = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        if os.environ.get("K5_REQUIRE_ORACLES") == "1":  # CI built it already: a missing oracle is a failure there
+            pytest.fail(f"K5_REQUIRE_ORACLES=1 but the OpenCV oracle venv is missing: {tail}")
         pytest.skip(f"the OpenCV oracle venv could not be built by .ci/oracle-opencv.sh (pip failed?): {tail}")
     return str(exe)
 

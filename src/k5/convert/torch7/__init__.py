@@ -51,9 +51,15 @@ def _has_cv2() -> bool:
         return False
 
 
+def default_opencv_venv() -> str:
+    """Where ``.ci/oracle-opencv.sh`` builds the OpenCV venv by default: ``$XDG_CACHE_HOME/k5/oracle-opencv``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "k5", "oracle-opencv")
+
+
 def opencv_python() -> str | None:
-    """The Python of the OpenCV venv (``$K5_OPENCV_VENV``, else /work/venvs/opencv) when it exists."""
-    venv = os.environ.get("K5_OPENCV_VENV", "/work/venvs/opencv")
+    """The Python of the OpenCV venv (``$K5_OPENCV_VENV``, else :func:`default_opencv_venv`) when it exists."""
+    venv = os.environ.get("K5_OPENCV_VENV") or default_opencv_venv()
     exe = os.path.join(venv, "bin", "python")
     return exe if os.access(exe, os.X_OK) else None
 
