@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         check = None
         if not args.no_verify:
             feeds, how = _inputs(model, args)
-            reference = _run_source(src_fmt, src, model, feeds)
+            reference = dict(_match_outputs({t.name: None for t in model.graph.outputs},
+                                            _run_source(src_fmt, src, model, feeds)))  # fmt: skip
             if model.validation is None:  # the target (if it stores one) gets the source runtime's pair
                 model.validation = ValidationPair(feeds, reference, rtol=args.rtol, atol=args.atol)
             check = (feeds, how, reference)
@@ -157,7 +158,9 @@ def _run_target(fmt: FileFormat, path: str, feeds: Mapping[str, Any]) -> dict[st
 
 
 def _runtime(fmt: FileFormat) -> str:
-    return fmt.runtime if fmt.run is not None and fmt.runtime else "k5 reference runtime"
+    if fmt.run is None:
+        return "k5 reference runtime"
+    return fmt.runtime or f"the {fmt.name} format's own runtime"
 
 
 def _relative(diff: float, reference: Any) -> float:
@@ -173,6 +176,7 @@ def _report(src: FileFormat, dst: FileFormat, how: str, reference: Mapping[str, 
     from k5.cli.validate import compare
 
     print(f"verifying on {how}: {_runtime(src)} ({src.name}) vs {_runtime(dst)} ({dst.name})")
+    got = _match_outputs(reference, got)
     bad = []
     for name, want in reference.items():
         if name not in got:
@@ -190,3 +194,13 @@ def _report(src: FileFormat, dst: FileFormat, how: str, reference: Mapping[str, 
             f"the result disagrees with the source beyond rtol={args.rtol:g}, atol={args.atol:g} on {', '.join(bad)}; "
             "the file is kept for inspection", where=args.target,
         )  # fmt: skip
+
+
+def _match_outputs(reference: Mapping[str, Any], got: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``got`` keyed like ``reference``: by name where the names agree, else by position when the counts do.
+
+    Some runtimes do not keep output names (OpenCV's Torch7 importer names its one output ``output``).
+    """
+    if set(got) >= set(reference) or len(got) != len(reference):
+        return got
+    return dict(zip(reference, got.values(), strict=True))

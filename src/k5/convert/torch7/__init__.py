@@ -97,6 +97,7 @@ register_format(
         read=from_torch7,
         write=to_torch7,
         run=run_opencv if _has_cv2() or opencv_python() else None,
+        runtime="OpenCV (cv2.dnn.readNetFromTorch)",
         extra=None,
     )
 )
