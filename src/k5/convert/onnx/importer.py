@@ -3,6 +3,11 @@
 k5's default op set follows ONNX's operator semantics (latest opset) wherever ONNX has the op, so most ONNX nodes
 map one-to-one. On top of the one-to-one mapping, in this order:
 
+0. inputs backed by initializers: a top-level graph input that names an initializer (every initializer in IR
+   version 3 files; an overridable default in IR >= 4) is not a k5 input: the initializer's value is used, as a
+   weight like any other (k5 has no default-valued inputs; docs/spec.md section 17). In a nested graph the input
+   wins, as in ONNX;
+
 1. version adapters (:mod:`k5.convert.onnx.tables`): attributes of older opsets that later became inputs turn
    into ``Constant`` nodes feeding the input; renamed ops and attribute values take their current form; ONNX
    element type codes in attributes (``Cast.to``...) become k5 dtype names, TypeProtos (``Optional.type``) k5
@@ -346,8 +351,14 @@ class _Importer:
                 node.attrs[a] = name
 
     # -- graphs ------------------------------------------------------------------------------------------------
-    def graph(self, g: Any) -> Graph:
+    def graph(self, g: Any, *, top: bool = False) -> Graph:
         inits: dict[str, np.ndarray | None] = {t.name: self.tensor(t) for t in g.initializer}
+        declared = list(g.input)
+        if top:  # an input backed by an initializer (IR 3, or an overridable default) is the initializer's value
+            declared = [v for v in declared if v.name not in inits]
+        else:  # a nested graph's inputs are positional (Loop/Scan/If bodies): the input wins, as in ONNX
+            for v in declared:
+                inits.pop(v.name, None)
         nodes: list[Node] = []
         for i, n in enumerate(g.node):
             nodes.extend(self.node(n, i))
@@ -364,7 +375,7 @@ class _Importer:
         nodes = consts + nodes
         _assign_ids(nodes)
         produced = {o for n in nodes for o in n.outputs}
-        inputs = [self.type_info(v.name, v.type) for v in g.input if v.name not in inits]
+        inputs = [self.type_info(v.name, v.type) for v in declared]
         known = produced | {i.name for i in inputs}
         return Graph(
             nodes=nodes,
@@ -527,7 +538,7 @@ def from_onnx(model: Any) -> Model:
     opset = {DEFAULT_DOMAIN if o.domain in ONNX_DOMAINS else o.domain: int(o.version) for o in model.opset_import}
     imp = _Importer(opset)
     _collect_names(model.graph, imp.names)
-    graph = imp.graph(model.graph)
+    graph = imp.graph(model.graph, top=True)
     if imp.unsupported:
         raise UnsupportedOpsError("ONNX", dict(imp.unsupported))
     if imp.bad_types:
