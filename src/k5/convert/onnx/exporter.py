@@ -22,7 +22,7 @@ from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
 from k5.convert.onnx.types import parse_type
-from k5.errors import ConversionError, UnsupportedOpsError
+from k5.errors import ConversionError, K5Error, SaveError, UnsupportedOpsError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
 
 __all__ = ["EXTERNAL_DATA_THRESHOLD", "save_onnx", "to_onnx"]
@@ -129,7 +129,12 @@ class _Exporter:
         outputs = {o.name for o in g.outputs}
         try:
             for n in g.nodes:
-                nodes.extend(self.node(n, outputs))
+                try:
+                    nodes.extend(self.node(n, outputs))
+                except K5Error:
+                    raise
+                except Exception as e:  # any other failure names the node, its op and the cause
+                    raise ConversionError(f"{type(e).__name__}: {e}", where=n.label) from e
         finally:
             self.inits.pop()
             self.scopes.pop()
@@ -538,6 +543,15 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     form). Raises :class:`UnsupportedOpsError` listing every k5 op that has no ONNX form, or
     :class:`ConversionError` when ``opset`` is too old for an op.
     """
+    try:
+        return _to_onnx(model, opset)
+    except K5Error:
+        raise
+    except Exception as e:  # whatever escaped the per-node wrapper (opset choice, metadata...)
+        raise ConversionError(f"ONNX export failed: {type(e).__name__}: {e}") from e
+
+
+def _to_onnx(model: Model, opset: int | None) -> Any:
     import onnx
     from onnx import helper
 
@@ -604,6 +618,8 @@ def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None
     if external is None:
         external = size > EXTERNAL_DATA_THRESHOLD
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SaveError(f"the directory {folder!r} does not exist", where=path)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
     old_data = _external_locations(path)
     location = ""
@@ -619,10 +635,12 @@ def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None
         else:
             onnx.save_model(proto, tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if location:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(folder, location))
+        if isinstance(e, (OSError, ValueError)):  # disk full, permissions, a model over protobuf's 2 GB limit
+            raise SaveError(f"cannot write the ONNX file: {type(e).__name__}: {e}", where=path) from e
         raise
     finally:
         if os.path.exists(tmp):

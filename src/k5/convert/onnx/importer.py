@@ -31,6 +31,7 @@ import numpy as np
 
 from k5.convert.naming import unique_name
 from k5.convert.onnx.scan8 import scan8_as_loop
+from k5.convert.onnx.source import Source, load_onnx
 from k5.convert.onnx.tables import (
     ATTR_VALUE_RENAMES,
     ATTRS_TO_INPUTS,
@@ -45,7 +46,7 @@ from k5.convert.onnx.tables import (
     AttrToInput,
 )
 from k5.convert.onnx.types import type_string
-from k5.errors import UnsupportedOpsError, UnsupportedTypesError
+from k5.errors import ConversionError, K5Error, UnsupportedOpsError, UnsupportedTypesError
 from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Metadata, Model, Node, TensorInfo
 
@@ -361,7 +362,14 @@ class _Importer:
                 inits.pop(v.name, None)
         nodes: list[Node] = []
         for i, n in enumerate(g.node):
-            nodes.extend(self.node(n, i))
+            try:
+                nodes.extend(self.node(n, i))
+            except K5Error:
+                raise
+            except Exception as e:  # any other failure names the node, its op and the cause
+                raise ConversionError(
+                    f"{type(e).__name__}: {e}", where=f"node {n.name or f'{n.op_type}_{i}'!r} ({n.op_type})"
+                ) from e
         outputs = [self.type_info(v.name, v.type) for v in g.output]
         graph_outputs = {o.name for o in outputs}
         _fold_linear(nodes, inits, graph_outputs)
@@ -525,16 +533,47 @@ def _collect_names(g: Any, into: set[str]) -> None:
                     _collect_names(sub, into)
 
 
-def from_onnx(model: Any) -> Model:
-    """Convert an ONNX ``ModelProto`` (or a path to a ``.onnx`` file) into a k5 :class:`Model`.
+def from_onnx(model: Source) -> Model:
+    """Convert an ONNX ``ModelProto`` (or the bytes of one, or a path to a ``.onnx`` file) into a k5 :class:`Model`.
 
-    Raises :class:`UnsupportedOpsError` listing every op outside the k5 op set (with counts), or
-    :class:`UnsupportedTypesError` listing every element type outside k5's dtypes.
+    Top-level graph inputs that name an initializer (IR version 3 files; overridable defaults in IR >= 4) take the
+    initializer's value and are not inputs of the k5 model (docs/spec.md section 17). Every failure is a
+    :class:`~k5.errors.K5Error`: :class:`UnsupportedOpsError` lists every op outside the k5 op set (with counts),
+    :class:`UnsupportedTypesError` every element type outside k5's dtypes; a source that is not an ONNX model
+    (missing, empty, random, truncated, no nodes or no outputs) and any other failure, named by node and op, are
+    a :class:`~k5.errors.ConversionError`.
     """
-    import onnx
+    from k5.format.checks import check_graph
 
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model))
+    proto = load_onnx(model)
+    try:
+        converted = _convert(proto)
+    except K5Error:
+        raise
+    except Exception as e:  # whatever escaped the per-node wrapper (folding, ids) names the model
+        raise ConversionError(f"ONNX import failed: {type(e).__name__}: {e}") from e
+    _unique_ids_across_graphs(converted.graph)
+    check_graph(converted.graph)
+    return converted
+
+
+def _unique_ids_across_graphs(graph: Graph) -> None:
+    """Node ids are unique over the whole model (nested graphs included), not only within each graph: breadth
+    first, so the top-level graph keeps its ids and a nested node that repeats one gets a suffix."""
+    used: set[str] = set()
+    queue = [graph]
+    for g in queue:
+        for n in g.nodes:
+            candidate, k = n.id, 1
+            while candidate in used:
+                k += 1
+                candidate = f"{n.id}_{k}"
+            n.id = candidate
+            used.add(candidate)
+            queue.extend(sub for _, sub in n.subgraphs())
+
+
+def _convert(model: Any) -> Model:
     opset = {DEFAULT_DOMAIN if o.domain in ONNX_DOMAINS else o.domain: int(o.version) for o in model.opset_import}
     imp = _Importer(opset)
     _collect_names(model.graph, imp.names)
