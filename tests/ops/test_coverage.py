@@ -13,7 +13,7 @@ from k5.ops.registry import all_schemas
 
 pytest.importorskip("onnx", reason="ONNX's backend test cases are the main oracle for the op set")
 
-from k5.convert.onnx.conformance import iter_cases
+from k5.testing import iter_cases
 
 HERE = Path(__file__).parent
 
