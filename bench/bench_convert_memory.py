@@ -122,7 +122,7 @@ def _child(name: str, folder: Path) -> None:
     import onnx  # noqa: F401
     import onnxruntime  # noqa: F401
 
-    import k5  # noqa: F401
+    import k5
     import k5.convert.onnx  # noqa: F401
     from k5.ops.registry import all_schemas
 

@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from k5.convert.formats import FileFormat, register_format
-from k5.convert.onnx.exporter import save_onnx, to_onnx
+from k5.convert.onnx.exporter import save_onnx, to_onnx, write_onnx
 from k5.convert.onnx.importer import from_onnx
 from k5.convert.onnx.source import load_onnx
 from k5.convert.onnx.verify import onnxruntime_run
 from k5.format.model import Model
 
-__all__ = ["FORMAT", "from_onnx", "load_onnx", "save_onnx", "to_onnx"]
+__all__ = ["FORMAT", "from_onnx", "load_onnx", "save_onnx", "to_onnx", "write_onnx"]
 
 
 def _read(path: str) -> Model:
@@ -23,7 +23,7 @@ def _read(path: str) -> Model:
 
 
 def _write(model: Model, path: str) -> None:
-    save_onnx(to_onnx(model), path)
+    write_onnx(model, path)
 
 
 def _run(path: str, inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from k5.convert.naming import unique_name
+from k5.convert.onnx.deferred import deferrable, nbytes, placeholder, transposed, write_external, write_inline
 from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
@@ -25,7 +26,7 @@ from k5.convert.onnx.types import parse_type
 from k5.errors import ConversionError, K5Error, SaveError, UnsupportedOpsError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
 
-__all__ = ["EXTERNAL_DATA_THRESHOLD", "save_onnx", "to_onnx"]
+__all__ = ["EXTERNAL_DATA_THRESHOLD", "save_onnx", "to_onnx", "write_onnx"]
 
 #: models whose weights exceed this many bytes are written with external data (protobuf stops at 2 GB)
 EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24
@@ -43,8 +44,10 @@ def _onnx_dtype(name: str, *, where: str) -> int:
 
 
 class _Exporter:
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, defer: bool = False) -> None:
         self.model = model
+        self.defer = defer  # large top-level initializers as placeholders (see deferred.py)
+        self.pending: dict[str, Any] = {}  # placeholder name -> the weight value it stands for
         self.names: set[str] = set()
         self.constants: dict[str, Any] = {}  # value name -> array, for Constant nodes (static shapes, masks)
         self.infos: dict[str, TensorInfo] = {}
@@ -75,6 +78,13 @@ class _Exporter:
 
         arr = as_array(value)
         return numpy_helper.from_array(contiguous(arr), name)
+
+    def initializer(self, value: Any, name: str) -> Any:
+        """A top-level initializer: a placeholder for a large weight when deferring, else a complete tensor."""
+        if self.defer and deferrable(value):
+            self.pending[name] = value
+            return placeholder(value, name)
+        return self.tensor(value, name)
 
     def value_info(self, t: TensorInfo) -> Any:
         from onnx import helper
@@ -158,7 +168,7 @@ class _Exporter:
         self.constants[name] = arg
         inits = self.inits[-1]
         if inits is not None:
-            inits.append(self.tensor(arg, name))
+            inits.append(self.initializer(arg, name))
         else:
             into.append(helper.make_node("Constant", [], [name], name=name, value=self.tensor(arg, name)))
         return name
@@ -177,7 +187,7 @@ class _Exporter:
         if n.op == "Constant" and "value" in n.weights:
             value = n.weights["value"]
             if inits is not None and n.outputs[0] not in graph_outputs:
-                inits.append(self.tensor(value, n.outputs[0]))
+                inits.append(self.initializer(value, n.outputs[0]))
                 return []
             return [helper.make_node("Constant", [], n.outputs, name=n.id, value=self.tensor(value, n.outputs[0]))]
         schema = find_schema(n.op, n.domain)
@@ -300,7 +310,7 @@ def _linear_into(ex: _Exporter, node: Node, x: str, w: Any, b: Any, y: str, tag:
     out: list[Any] = []
     static = w if not isinstance(w, str) else ex.constants.get(w)
     if static is not None:
-        wt = ex.value(contiguous(as_array(static).T), f"{node.id}.{tag}weight_t", out)
+        wt = ex.value(transposed(static), f"{node.id}.{tag}weight_t", out)
     else:
         wt = ex.fresh(f"{node.id}.{tag}weight_t")
         out.append(helper.make_node("Transpose", [w], [wt], name=wt, perm=[1, 0]))
@@ -543,19 +553,24 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     form). Raises :class:`UnsupportedOpsError` listing every k5 op that has no ONNX form, or
     :class:`ConversionError` when ``opset`` is too old for an op.
     """
+    return _build(model, opset, defer=False)[0]
+
+
+def _build(model: Model, opset: int | None, *, defer: bool) -> tuple[Any, dict[str, Any]]:
+    """(the ModelProto, placeholder name -> weight value); placeholders only when ``defer``."""
     try:
-        return _to_onnx(model, opset)
+        return _build_unchecked(model, opset, defer=defer)
     except K5Error:
         raise
     except Exception as e:  # whatever escaped the per-node wrapper (opset choice, metadata...)
         raise ConversionError(f"ONNX export failed: {type(e).__name__}: {e}") from e
 
 
-def _to_onnx(model: Model, opset: int | None) -> Any:
+def _build_unchecked(model: Model, opset: int | None, *, defer: bool) -> tuple[Any, dict[str, Any]]:
     import onnx
     from onnx import helper
 
-    ex = _Exporter(model)
+    ex = _Exporter(model, defer=defer)
     graph = ex.graph(model.graph, top=True)
     if ex.unsupported:
         raise UnsupportedOpsError("k5 -> ONNX", ex.unsupported)
@@ -581,7 +596,7 @@ def _to_onnx(model: Model, opset: int | None) -> Any:
     for key, value in (("author", meta.author), ("license", meta.license), *meta.extra.items()):
         if value and key != "onnx_opset":
             proto.metadata_props.add(key=key, value=value)
-    return proto
+    return proto, ex.pending
 
 
 def _complete_output_types(proto: Any) -> None:
@@ -609,31 +624,83 @@ def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None
 
     The data file gets a name of its own per save (``<name>.<token>.data``) and is complete before the ``.onnx`` is
     renamed into place, so a kill at any point leaves the old model with its old data, or the new model with its
-    new data; the old data file is removed after the switch.
+    new data; the old data file is removed after the switch. To write a k5 model, :func:`write_onnx` does the same
+    without holding the weights in memory.
     """
-    path = os.fspath(path)
     import onnx
 
     size = sum(len(t.raw_data) for t in proto.graph.initializer)
     if external is None:
         external = size > EXTERNAL_DATA_THRESHOLD
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise SaveError(f"the directory {folder!r} does not exist", where=path)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    old_data = _external_locations(path)
-    location = ""
-    try:
-        if external:
+
+    def write(tmp: str, location: str) -> None:
+        if location:
             copy = onnx.ModelProto()
             copy.CopyFrom(proto)  # saving with external data rewrites the tensors it moves
-            location = f"{os.path.basename(path)}.{secrets.token_hex(4)}.data"
             onnx.save_model(
                 copy, tmp, save_as_external_data=True, all_tensors_to_one_file=True, location=location,
                 size_threshold=0,
             )  # fmt: skip
         else:
             onnx.save_model(proto, tmp)
+
+    _atomic_save(path, write, external=external)
+
+
+def write_onnx(
+    model: Model,
+    path: str | os.PathLike[str],
+    *,
+    opset: int | None = None,
+    external: bool | None = None,
+    check: Callable[[str], None] | None = None,
+) -> Any:
+    """Convert ``model`` and write it to ``path``, as ``save_onnx(to_onnx(model, opset=opset), path)`` does, but
+    streaming each weight from the model (a memory-mapped k5 file's weights are read in place) into the file:
+    the peak memory is about the largest weight, not the model (see :mod:`k5.convert.onnx.deferred`).
+
+    ``external`` as for :func:`save_onnx`. ``check(tmp_path)``, when given, runs on the complete file (and its data
+    file) before it replaces ``path``; an exception it raises leaves ``path`` as it was (e.g. a numerical check in
+    onnxruntime). Returns the ModelProto written, with the large weights left out (placeholders marked as external
+    data): for reporting its opset and nodes, not for running.
+    """
+    proto, pending = _build(model, opset, defer=True)
+    size = sum(nbytes(v) for v in pending.values())
+    size += sum(len(t.raw_data) for t in proto.graph.initializer if t.name not in pending)
+    if external is None:
+        external = size > EXTERNAL_DATA_THRESHOLD
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+
+    def write(tmp: str, location: str) -> None:
+        with open(tmp, "wb") as f:
+            if location:
+                with open(os.path.join(folder, location), "wb") as data:
+                    write_external(proto, pending, f, data, location)
+                    data.flush()
+                    os.fsync(data.fileno())
+            else:
+                write_inline(proto, pending, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if check is not None:
+            check(tmp)
+
+    _atomic_save(path, write, external=external)
+    return proto
+
+
+def _atomic_save(path: str | os.PathLike[str], write: Callable[[str, str], None], *, external: bool) -> None:
+    """``write(tmp, location)`` writes the model to ``tmp`` (and, when ``location`` is set, its data file of that
+    name beside it); the result replaces ``path`` atomically and stale data files of the old model are removed."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SaveError(f"the directory {folder!r} does not exist", where=path)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    old_data = _external_locations(path)
+    location = f"{os.path.basename(path)}.{secrets.token_hex(4)}.data" if external else ""
+    try:
+        write(tmp, location)
         os.replace(tmp, path)
     except BaseException as e:
         if location:
