@@ -25,17 +25,28 @@ import numpy as np
 from k5.errors import K5Error
 from k5.format.model import as_array, weight_dtype, weight_shape
 
-__all__ = ["DEFER_BYTES", "PLACEHOLDER", "Deferred", "deferrable", "fill", "nbytes", "placeholder", "transposed",
-           "write_external",
-           "write_inline"]  # fmt: skip
+__all__ = [
+    "DEFER_BYTES",
+    "PLACEHOLDER",
+    "PLAIN_DTYPES",
+    "Deferred",
+    "deferrable",
+    "fill",
+    "nbytes",
+    "placeholder",
+    "transposed",
+    "write_external",
+    "write_inline",
+]
 
 #: weights of at least this many bytes are deferred (smaller ones, such as shapes, stay in the proto)
 DEFER_BYTES = 1024
 #: the external-data location that marks a placeholder (never a file name: it has a colon and a space)
 PLACEHOLDER = "k5: deferred weight"
 #: dtypes whose raw little-endian bytes are ONNX's raw_data for the same element type
-_PLAIN = ("float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-          "bool")  # fmt: skip
+PLAIN_DTYPES = (
+    "float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool",
+)  # fmt: skip
 
 
 class Deferred:
@@ -86,7 +97,7 @@ def nbytes(value: Any) -> int:
 def deferrable(value: Any) -> bool:
     """Whether ``value`` may be written as a placeholder: a plain dtype and at least :data:`DEFER_BYTES`."""
     try:
-        return weight_dtype(value) in _PLAIN and nbytes(value) >= DEFER_BYTES
+        return weight_dtype(value) in PLAIN_DTYPES and nbytes(value) >= DEFER_BYTES
     except (K5Error, TypeError, ValueError):  # an unusual value (no dtype, a declaration only): the ordinary way
         return False
 

@@ -721,10 +721,10 @@ def _external_locations(path: str) -> set[str]:
     """The data files (plain names beside ``path``) that an existing ONNX file at ``path`` refers to."""
     if not os.path.exists(path):
         return set()
-    import onnx
+    from k5.convert.onnx.wire import scan
 
     try:
-        old = onnx.load(path, load_external_data=False)
+        old, _ = scan(path)  # the old model's structure, without reading its inline weights
     except Exception:  # noqa: BLE001 - an unreadable old file simply has no data files to clean up
         return set()
     return {

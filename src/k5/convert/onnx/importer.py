@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from k5.convert.naming import unique_name
+from k5.convert.onnx.deferred import PLAIN_DTYPES
 from k5.convert.onnx.scan8 import scan8_as_loop
-from k5.convert.onnx.source import Source, load_onnx
+from k5.convert.onnx.source import Source, open_onnx
 from k5.convert.onnx.tables import (
     ATTR_VALUE_RENAMES,
     ATTRS_TO_INPUTS,
@@ -46,6 +47,7 @@ from k5.convert.onnx.tables import (
     AttrToInput,
 )
 from k5.convert.onnx.types import type_string
+from k5.convert.onnx.wire import read_external
 from k5.errors import ConversionError, K5Error, UnsupportedOpsError, UnsupportedTypesError
 from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Metadata, Model, Node, TensorInfo
@@ -128,8 +130,9 @@ def scope_id(onnx_name: str, op_type: str) -> tuple[str, str]:
 
 
 class _Importer:
-    def __init__(self, opset: dict[str, int]) -> None:
+    def __init__(self, opset: dict[str, int], base_dir: str | None = None) -> None:
         self.opset = opset
+        self.base_dir = base_dir  # where external data lies (the model file's folder); None: not available
         self.version = opset.get(DEFAULT_DOMAIN, 1)
         self.unsupported: Counter[str] = Counter()
         self.bad_types: Counter[str] = Counter()
@@ -153,7 +156,28 @@ class _Importer:
     def tensor(self, t: Any) -> np.ndarray | None:
         if self.dtype(t.data_type) is None:
             return None
+        if t.data_location == 1:  # TensorProto.EXTERNAL: read from its file now, straight into the array
+            return self.external(t)
         return tensor_to_array(t)
+
+    def external(self, t: Any) -> np.ndarray:
+        import onnx
+
+        if self.base_dir is None:
+            raise ConversionError(
+                "its data is in an external file that was not loaded: convert the .onnx file by its path",
+                where=f"tensor {t.name!r}",
+            )
+        name = onnx_dtype_name(t.data_type, where=f"tensor {t.name!r}")
+        data = read_external(t, self.base_dir, DTYPES[name].numpy if name in PLAIN_DTYPES else None)
+        if isinstance(data, np.ndarray):
+            return data
+        inline = onnx.TensorProto()
+        inline.CopyFrom(t)
+        inline.ClearField("data_location")
+        del inline.external_data[:]
+        inline.raw_data = data
+        return tensor_to_array(inline)
 
     def type_info(self, name: str, tp: Any) -> TensorInfo:
         wrappers: list[str] = []
@@ -545,9 +569,9 @@ def from_onnx(model: Source) -> Model:
     """
     from k5.format.checks import check_graph
 
-    proto = load_onnx(model)
+    proto, base_dir = open_onnx(model)
     try:
-        converted = _convert(proto)
+        converted = _convert(proto, base_dir)
     except K5Error:
         raise
     except Exception as e:  # whatever escaped the per-node wrapper (folding, ids) names the model
@@ -573,9 +597,9 @@ def _unique_ids_across_graphs(graph: Graph) -> None:
             queue.extend(sub for _, sub in n.subgraphs())
 
 
-def _convert(model: Any) -> Model:
+def _convert(model: Any, base_dir: str | None) -> Model:
     opset = {DEFAULT_DOMAIN if o.domain in ONNX_DOMAINS else o.domain: int(o.version) for o in model.opset_import}
-    imp = _Importer(opset)
+    imp = _Importer(opset, base_dir)
     _collect_names(model.graph, imp.names)
     graph = imp.graph(model.graph, top=True)
     if imp.unsupported:

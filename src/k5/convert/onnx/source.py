@@ -13,17 +13,21 @@ from typing import Any
 
 from k5.errors import ConversionError
 
-__all__ = ["Source", "check_onnx_model", "load_onnx"]
+__all__ = ["Source", "check_onnx_model", "load_onnx", "open_onnx"]
 
 #: what :func:`load_onnx` accepts
 Source = Any  # onnx.ModelProto | bytes | bytearray | memoryview | str | os.PathLike[str]
 
 
-def _read(path: str) -> bytes:
+def _check_path(path: str) -> None:
     if not os.path.exists(path):
         raise ConversionError("no such file", where=path)
     if os.path.isdir(path):
         raise ConversionError("is a directory, not an ONNX file", where=path)
+
+
+def _read(path: str) -> bytes:
+    _check_path(path)
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -41,11 +45,15 @@ def _parse(data: bytes | bytearray | memoryview, where: str) -> Any:
     try:
         proto.ParseFromString(data)
     except (DecodeError, ValueError, RuntimeError) as e:
-        raise ConversionError(
-            f"not an ONNX model: the bytes do not parse as a protobuf ModelProto (random, text or truncated?): {e}",
-            where=where,
-        ) from e
+        raise _not_onnx(e, where) from e
     return proto
+
+
+def _not_onnx(e: Exception, where: str) -> ConversionError:
+    return ConversionError(
+        f"not an ONNX model: the bytes do not parse as a protobuf ModelProto (random, text or truncated?): {e}",
+        where=where,
+    )
 
 
 def check_onnx_model(proto: Any, where: str = "ONNX model") -> None:
@@ -90,3 +98,30 @@ def load_onnx(source: Source, *, load_external_data: bool = True) -> Any:
         except Exception as e:  # onnx raises OSError, ValueError or its own ValidationError
             raise ConversionError(f"cannot load the external data: {type(e).__name__}: {e}", where=where) from e
     return proto
+
+
+def open_onnx(source: Source) -> tuple[Any, str | None]:
+    """(ModelProto, folder of its external data or None) for the importer, checked like :func:`load_onnx`.
+
+    A path is read without its large weights (:func:`k5.convert.onnx.wire.skeleton`): they are left in the file,
+    marked as external data, with real external data files, for the importer to read one at a time. Bytes and
+    ModelProtos are used as they are (their external data, if any, must be loaded already).
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return load_onnx(source), None
+    from google.protobuf.message import DecodeError
+
+    from k5.convert.onnx.wire import skeleton
+
+    where = os.fspath(source)
+    _check_path(where)
+    if os.path.getsize(where) == 0:
+        raise ConversionError("empty (0 bytes): not an ONNX model", where=where)
+    try:
+        proto = skeleton(where)
+    except OSError as e:
+        raise ConversionError(f"cannot read the file: {e.strerror or e}", where=where) from e
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise _not_onnx(e, where) from e
+    check_onnx_model(proto, where)
+    return proto, os.path.dirname(os.path.abspath(where))
