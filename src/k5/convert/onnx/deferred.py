@@ -162,7 +162,7 @@ def _stream(f: IO[bytes], value: Any, length: int, where: str) -> None:
     if arr.nbytes != length:
         raise ValueError(f"weight {where!r} has {arr.nbytes} bytes, {length} were declared")
     if arr.nbytes:
-        f.write(memoryview(arr.reshape(-1)).cast("B"))
+        f.write(arr.reshape(-1).view(np.uint8).data)
     del arr
 
 

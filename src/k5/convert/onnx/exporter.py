@@ -218,8 +218,8 @@ class _Exporter:
         inputs.extend([""] * (_onnx_min_inputs(n.op) - len(inputs)))  # Loop(M) still names its omitted cond
         attrs = dict(n.attrs)
         for name in [a for a in attrs if a not in onnx_attr_names]:
-            spec = schema.attrs.get(name) if schema is not None else None
-            if spec is not None and attrs[name] == spec.default:
+            attr_spec = schema.attrs.get(name) if schema is not None else None
+            if attr_spec is not None and attrs[name] == attr_spec.default:
                 del attrs[name]  # a k5-only attribute left at its default means ONNX's behaviour
             else:
                 raise ConversionError(

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -331,7 +331,7 @@ class _Importer:
             made = [const, Node(cast_out, "CastLike", [name, node.inputs[0]], [cast_out])]
             name = cast_out
         else:
-            arrays = {
+            arrays: dict[str, Callable[[], np.ndarray]] = {
                 "int64s": lambda: np.asarray(value, dtype=np.int64).reshape(-1),
                 "int64s1": lambda: np.asarray([value], dtype=np.int64),
                 "int64": lambda: np.asarray(value, dtype=np.int64),
