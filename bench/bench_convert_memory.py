@@ -85,6 +85,16 @@ def _k5_to_onnx(folder: Path, verify: bool) -> None:
     target.unlink()
 
 
+def _k5_to_onnx_in_memory(folder: Path) -> None:
+    import k5
+    from k5.convert.onnx import save_onnx, to_onnx
+
+    target = folder / "out.onnx"
+    with k5.load(folder / "model.k5") as model:
+        save_onnx(to_onnx(model), target)  # a complete ModelProto in memory, then written
+    target.unlink()
+
+
 def _onnx_to_k5(folder: Path, verify: bool) -> None:
     import k5
     from k5.convert.formats import get_format
@@ -105,6 +115,7 @@ def _onnx_to_k5(folder: Path, verify: bool) -> None:
 SCENARIOS: dict[str, Callable[[Path], None]] = {
     "k5 -> ONNX": lambda folder: _k5_to_onnx(folder, verify=False),
     "k5 -> ONNX, verified with onnxruntime": lambda folder: _k5_to_onnx(folder, verify=True),
+    "k5 -> ONNX in memory (to_onnx + save_onnx)": _k5_to_onnx_in_memory,
     "ONNX -> k5": lambda folder: _onnx_to_k5(folder, verify=False),
     "ONNX -> k5, verified with onnxruntime": lambda folder: _onnx_to_k5(folder, verify=True),
 }

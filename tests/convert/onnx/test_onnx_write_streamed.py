@@ -112,3 +112,12 @@ def test_a_failing_check_leaves_the_old_file(tmp_path: Path, stored: Model) -> N
         write_onnx(stored, path, check=check, external=True)
     assert seen and path.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.k5", "out.onnx"]
+
+
+def test_save_onnx_writes_the_proto_one_weight_at_a_time(tmp_path: Path, stored: Model) -> None:
+    proto = to_onnx(stored)
+    proto.doc_string = "doc"
+    proto.metadata_props.add(key="author", value="k5 tests")
+    path = tmp_path / "saved.onnx"
+    k5.convert.onnx.save_onnx(proto, path)
+    assert onnx.load(str(path)) == proto  # field by field, whatever the order written

@@ -37,6 +37,7 @@ __all__ = [
     "transposed",
     "write_external",
     "write_inline",
+    "write_proto",
 ]
 
 #: weights of at least this many bytes are deferred (smaller ones, such as shapes, stay in the proto)
@@ -212,3 +213,46 @@ def write_external(proto: Any, pending: dict[str, Any], f: IO[bytes], data: IO[b
         t.external_data.add(key="offset", value=str(offset))
         t.external_data.add(key="length", value=str(length))
     f.write(proto.SerializeToString())
+
+
+def _copy_except(src: Any, dst: Any, skip: str) -> None:
+    """Copy every set field of message ``src`` into ``dst`` but ``skip`` (without copying ``skip``'s contents)."""
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == 3  # LABEL_REPEATED
+        if repeated:
+            getattr(dst, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def write_proto(proto: Any, f: IO[bytes]) -> None:
+    """Serialize a complete ``proto`` to ``f`` one top-level initializer at a time, so that no serialized copy of
+    the whole model is made (``SerializeToString`` would double the memory)."""
+    import onnx
+
+    rest = onnx.ModelProto()
+    _copy_except(proto, rest, "graph")
+    graph = onnx.GraphProto()
+    _copy_except(proto.graph, graph, "initializer")
+    key_init, key_raw = _key(onnx.GraphProto, "initializer"), _key(onnx.TensorProto, "raw_data")
+    sizes = [t.ByteSize() for t in proto.graph.initializer]
+    graph_len = graph.ByteSize() + sum(len(key_init) + len(_varint(n)) + n for n in sizes)
+    f.write(rest.SerializeToString())
+    f.write(_key(onnx.ModelProto, "graph") + _varint(graph_len))
+    f.write(graph.SerializeToString())
+    for t, size in zip(proto.graph.initializer, sizes, strict=True):
+        f.write(key_init + _varint(size))
+        if not t.HasField("raw_data"):
+            f.write(t.SerializeToString())
+            continue
+        header = onnx.TensorProto()
+        _copy_except(t, header, "raw_data")
+        f.write(header.SerializeToString())
+        data = t.raw_data
+        f.write(key_raw + _varint(len(data)))
+        f.write(data)
+        del data

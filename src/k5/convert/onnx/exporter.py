@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 
 from k5.convert.naming import unique_name
-from k5.convert.onnx.deferred import deferrable, nbytes, placeholder, transposed, write_external, write_inline
+from k5.convert.onnx.deferred import (
+    deferrable,
+    fill,
+    nbytes,
+    placeholder,
+    transposed,
+    write_external,
+    write_inline,
+    write_proto,
+)
 from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
@@ -553,7 +562,9 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     form). Raises :class:`UnsupportedOpsError` listing every k5 op that has no ONNX form, or
     :class:`ConversionError` when ``opset`` is too old for an op.
     """
-    return _build(model, opset, defer=False)[0]
+    proto, pending = _build(model, opset, defer=True)  # opset and type checks run on the proto without weights
+    fill(proto, pending)
+    return proto
 
 
 def _build(model: Model, opset: int | None, *, defer: bool) -> tuple[Any, dict[str, Any]]:
@@ -629,9 +640,8 @@ def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None
     """
     import onnx
 
-    size = sum(len(t.raw_data) for t in proto.graph.initializer)
     if external is None:
-        external = size > EXTERNAL_DATA_THRESHOLD
+        external = sum(t.ByteSize() for t in proto.graph.initializer) > EXTERNAL_DATA_THRESHOLD
 
     def write(tmp: str, location: str) -> None:
         if location:
@@ -642,7 +652,8 @@ def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None
                 size_threshold=0,
             )  # fmt: skip
         else:
-            onnx.save_model(proto, tmp)
+            with open(tmp, "wb") as f:
+                write_proto(proto, f)
 
     _atomic_save(path, write, external=external)
 
