@@ -124,3 +124,11 @@ def test_bad_external_data_is_refused(tmp_path: Path, location: str, phrase: str
     path.write_bytes(model.SerializeToString())
     with pytest.raises(ConversionError, match=phrase):
         k5.from_onnx(path)
+
+
+def test_a_symlinked_model_reads_its_own_weights(tmp_path: Path) -> None:
+    real = tmp_path / "store" / "m.onnx"
+    real.parent.mkdir()
+    onnx.save(_model(), str(real))
+    (tmp_path / "link.onnx").symlink_to(real)
+    _same_model(k5.from_onnx(tmp_path / "link.onnx"), k5.from_onnx(onnx.load(str(real))))

@@ -130,9 +130,9 @@ def scope_id(onnx_name: str, op_type: str) -> tuple[str, str]:
 
 
 class _Importer:
-    def __init__(self, opset: dict[str, int], base_dir: str | None = None) -> None:
+    def __init__(self, opset: dict[str, int], path: str | None = None) -> None:
         self.opset = opset
-        self.base_dir = base_dir  # where external data lies (the model file's folder); None: not available
+        self.path = path  # the model file (its external data lies beside it); None: read from memory
         self.version = opset.get(DEFAULT_DOMAIN, 1)
         self.unsupported: Counter[str] = Counter()
         self.bad_types: Counter[str] = Counter()
@@ -163,13 +163,13 @@ class _Importer:
     def external(self, t: Any) -> np.ndarray:
         import onnx
 
-        if self.base_dir is None:
+        if self.path is None:
             raise ConversionError(
                 "its data is in an external file that was not loaded: convert the .onnx file by its path",
                 where=f"tensor {t.name!r}",
             )
         name = onnx_dtype_name(t.data_type, where=f"tensor {t.name!r}")
-        data = read_external(t, self.base_dir, DTYPES[name].numpy if name in PLAIN_DTYPES else None)
+        data = read_external(t, self.path, DTYPES[name].numpy if name in PLAIN_DTYPES else None)
         if isinstance(data, np.ndarray):
             return data
         inline = onnx.TensorProto()
@@ -569,9 +569,9 @@ def from_onnx(model: Source) -> Model:
     """
     from k5.format.checks import check_graph
 
-    proto, base_dir = open_onnx(model)
+    proto, path = open_onnx(model)
     try:
-        converted = _convert(proto, base_dir)
+        converted = _convert(proto, path)
     except K5Error:
         raise
     except Exception as e:  # whatever escaped the per-node wrapper (folding, ids) names the model
@@ -597,9 +597,9 @@ def _unique_ids_across_graphs(graph: Graph) -> None:
             queue.extend(sub for _, sub in n.subgraphs())
 
 
-def _convert(model: Any, base_dir: str | None) -> Model:
+def _convert(model: Any, path: str | None) -> Model:
     opset = {DEFAULT_DOMAIN if o.domain in ONNX_DOMAINS else o.domain: int(o.version) for o in model.opset_import}
-    imp = _Importer(opset, base_dir)
+    imp = _Importer(opset, path)
     _collect_names(model.graph, imp.names)
     graph = imp.graph(model.graph, top=True)
     if imp.unsupported:

@@ -101,7 +101,7 @@ def load_onnx(source: Source, *, load_external_data: bool = True) -> Any:
 
 
 def open_onnx(source: Source) -> tuple[Any, str | None]:
-    """(ModelProto, folder of its external data or None) for the importer, checked like :func:`load_onnx`.
+    """(ModelProto, the model file's path or None) for the importer, checked like :func:`load_onnx`.
 
     A path is read without its large weights (:func:`k5.convert.onnx.wire.skeleton`): they are left in the file,
     marked as external data, with real external data files, for the importer to read one at a time. Bytes and
@@ -124,4 +124,4 @@ def open_onnx(source: Source) -> tuple[Any, str | None]:
     except (DecodeError, ValueError, RuntimeError) as e:
         raise _not_onnx(e, where) from e
     check_onnx_model(proto, where)
-    return proto, os.path.dirname(os.path.abspath(where))
+    return proto, where

@@ -14,6 +14,7 @@ Anything unusual in the encoding (a field split in several pieces, groups, a len
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 from typing import Any
@@ -22,10 +23,12 @@ import numpy as np
 
 from k5.errors import ConversionError
 
-__all__ = ["read_external", "scan", "skeleton"]
+__all__ = ["MIN_SPAN", "SELF", "read_external", "scan", "skeleton"]
 
 #: raw_data fields of at least this many bytes are left in the file
 MIN_SPAN = 1024
+#: the external-data location :func:`skeleton` gives weights left in the model file itself (not a file name)
+SELF = "k5: the model file itself"
 
 
 class _UnusualEncodingError(Exception):
@@ -153,12 +156,11 @@ def skeleton(path: str) -> Any:
     import onnx
 
     proto, spans = scan(path)
-    name = os.path.basename(path)
     for index, (offset, length) in spans.items():
         t = proto.graph.initializer[index]
         t.data_location = onnx.TensorProto.EXTERNAL
         del t.external_data[:]
-        t.external_data.add(key="location", value=name)
+        t.external_data.add(key="location", value=SELF)
         t.external_data.add(key="offset", value=str(offset))
         t.external_data.add(key="length", value=str(length))
     return proto
@@ -177,18 +179,23 @@ def _inside(base_dir: str, location: str, where: str) -> str:
     return full
 
 
-def read_external(tensor: Any, base_dir: str, numpy_dtype: np.dtype[Any] | None) -> Any:
-    """The data of an external-data TensorProto: an array of ``numpy_dtype`` read straight from the file (a plain
-    dtype, little-endian bytes), else the bytes (the caller decodes them)."""
+def read_external(tensor: Any, model_path: str, numpy_dtype: np.dtype[Any] | None) -> Any:
+    """The data of an external-data TensorProto of the model at ``model_path``: an array of ``numpy_dtype`` read
+    straight from the file (a plain dtype, little-endian bytes), else the bytes (the caller decodes them)."""
     where = f"tensor {tensor.name!r}"
     info = {e.key: e.value for e in tensor.external_data}
-    full = _inside(base_dir, info.get("location", ""), where)
+    location = info.get("location", "")
+    folder = os.path.dirname(os.path.abspath(model_path))
+    full = model_path if location == SELF else _inside(folder, location, where)
     try:
         offset = int(info.get("offset", "0"))
         length = int(info["length"]) if "length" in info else None
     except ValueError:
         raise ConversionError(f"external data offset/length are not integers: {info}", where=where) from None
-    count = int(np.prod([int(d) for d in tensor.dims], dtype=np.int64))
+    dims = [int(d) for d in tensor.dims]
+    if any(d < 0 for d in dims):
+        raise ConversionError(f"negative dimension in dims {dims}", where=where)
+    count = math.prod(dims)
     file_size = os.path.getsize(full)
     if numpy_dtype is not None:
         need = count * numpy_dtype.itemsize
@@ -201,7 +208,7 @@ def read_external(tensor: Any, base_dir: str, numpy_dtype: np.dtype[Any] | None)
         arr = np.fromfile(full, dtype=numpy_dtype.newbyteorder("<"), count=count, offset=offset)
         if arr.dtype != numpy_dtype:  # a big-endian machine
             arr = arr.astype(numpy_dtype)
-        return arr.reshape([int(d) for d in tensor.dims])
+        return arr.reshape(dims)
     if offset < 0 or (length is not None and offset + length > file_size):
         raise ConversionError(f"external data lies outside {info.get('location')!r}", where=where)
     with open(full, "rb") as f:
