@@ -5,6 +5,9 @@ initializers (``Constant`` nodes inside nested graphs), dtype names in attribute
 k5 layer ops ONNX lacks are decomposed (table ``DECOMPOSITIONS``). The ONNX opset written is the lowest one (at
 least :data:`~k5.convert.onnx.tables.EXPORT_FLOOR_OPSET`) at which every node emitted has its current form, which
 keeps the file runnable by older runtimes; an explicit ``opset`` is checked the same way.
+
+To write a file, :func:`write_onnx` streams each weight from the k5 model into it (:mod:`.deferred`) instead of
+building the whole ModelProto in memory.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ map one-to-one. On top of the one-to-one mapping, in this order:
    that node's weight (``/model/weights/<node>/<param>``); other initializers become ``Constant`` nodes;
 4. readable node ids: ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1`` where unambiguous.
 
-Every unsupported op (with counts), and every element type outside k5, is reported at once.
+Every unsupported op (with counts), and every element type outside k5, is reported at once. Given a path, the
+weights are read from the file one at a time, straight into their arrays (:mod:`.wire`); every failure is a
+:class:`~k5.errors.K5Error` (a bad source: :mod:`.source`).
 """
 
 from __future__ import annotations
