@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from k5.convert.formats import FileFormat, register_format
-from k5.convert.onnx.exporter import save_onnx, to_onnx, write_onnx
+from k5.convert.onnx.exporter import to_onnx
 from k5.convert.onnx.importer import from_onnx
 from k5.convert.onnx.source import load_onnx
 from k5.convert.onnx.verify import onnxruntime_run
+from k5.convert.onnx.writer import save_onnx, write_onnx
 from k5.format.model import Model
 
 __all__ = ["FORMAT", "from_onnx", "load_onnx", "save_onnx", "to_onnx", "write_onnx"]
