@@ -15,6 +15,8 @@ What an implementer of k5 (in Python or, through the files it writes, another la
   onnxruntime cannot run, or gets wrong, even in its original form is ``ort-unsupported``.
 - :func:`compare`: the tolerance rule of the spec (docs/spec.md section 8, the same as ONNX's): same dtype and
   shape, NaNs at the same positions, ``|actual - expected| <= atol + rtol * |expected|`` element-wise.
+- :func:`check_validation`: run a k5 model on its validation pair and compare with that rule, as a conforming
+  runtime must (a k5 file written by the ONNX import of a case carries the case's data as its pair).
 
 Which cases are known to fail is a test expectation and lives under ``tests/``; the scoreboard over every case is
 ``python tools/onnx_scoreboard.py``.
@@ -32,7 +34,7 @@ import numpy as np
 
 from k5.errors import K5Error, UnsupportedOpsError, UnsupportedTypesError
 
-__all__ = ["PATHS", "Case", "Result", "compare", "iter_cases", "run_case"]
+__all__ = ["PATHS", "Case", "Result", "check_validation", "compare", "iter_cases", "run_case"]
 
 PATHS = ("k5", "onnx", "ref")
 
@@ -152,6 +154,23 @@ def compare(expected: Any, actual: Any, rtol: float, atol: float) -> str:
         return ""
     if not np.array_equal(e, a):
         return f"values differ: expected {e.ravel()[:6]}..., got {a.ravel()[:6]}..."
+    return ""
+
+
+def check_validation(model: Any) -> str:
+    """'' when the k5 reference runtime reproduces ``model``'s validation pair within the pair's tolerances (the
+    rule of :func:`compare`), else why not. ``model``: a :class:`k5.Model`, e.g. from ``k5.load``."""
+    from k5.runtime import run
+
+    pair = model.validation
+    if pair is None or not pair.inputs:
+        return "the model has no validation pair"
+    with np.errstate(all="ignore"):
+        out = run(model, {k: np.asarray(v) for k, v in pair.inputs.items()})
+    for name, expected in pair.outputs.items():
+        why = compare(np.asarray(expected), out.get(name), pair.rtol, pair.atol)
+        if why:
+            return f"output {name!r}: {why}"
     return ""
 
 
@@ -299,5 +318,3 @@ def run_case(case: Case, paths: Iterable[str] = PATHS) -> Result:
     if "onnx" in paths:
         result.status["onnx"], result.detail["onnx"] = _run_export(case, model)
     return result
-
-

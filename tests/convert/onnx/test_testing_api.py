@@ -26,3 +26,22 @@ def test_run_case_passes_an_onnx_case_on_every_path() -> None:
     (case,) = list(iter_cases(name="test_relu"))
     result = run_case(case, ("k5", "onnx", "ref"))
     assert result.status == {"ref": "pass", "k5": "pass", "onnx": "pass"}, result.detail
+
+
+def test_check_validation_runs_the_pair(tmp_path) -> None:
+    import k5
+    from k5.format.model import Graph, Model, Node, TensorInfo, ValidationPair
+    from k5.testing import check_validation
+
+    rng = np.random.default_rng(5)
+    w, b, x = (rng.standard_normal(s).astype(np.float32) for s in ((3, 4), (3,), (2, 4)))
+    graph = Graph([Node("fc", "Linear", ["x"], ["y"], weights={"weight": w, "bias": b})],
+                  [TensorInfo("x", "float32", [2, 4])], [TensorInfo("y", "float32", [2, 3])])  # fmt: skip
+    expected = x @ w.T + b  # the oracle: NumPy
+    k5.save(Model(graph, validation=ValidationPair({"x": x}, {"y": expected})), tmp_path / "m.k5")
+    with k5.load(tmp_path / "m.k5") as model:
+        assert check_validation(model) == ""
+    k5.save(Model(graph, validation=ValidationPair({"x": x}, {"y": expected + 1e-2})), tmp_path / "off.k5")
+    with k5.load(tmp_path / "off.k5") as model:
+        assert "output 'y'" in check_validation(model)
+    assert check_validation(Model(graph)) == "the model has no validation pair"
