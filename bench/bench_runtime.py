@@ -9,6 +9,8 @@ k5 and run by both runtimes on the same input; the table gives the median time p
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime as ort
 
     from k5.convert.onnx import from_onnx
-    from k5.convert.onnx.testing import REAL_MODELS, export_onnx
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test-only model builders
+    from _models.torch_real import REAL_MODELS, export_onnx
     from k5.runtime import Session
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -100,13 +100,14 @@ def k5_only_section() -> str:
 
 def scoreboard_section() -> str:
     import onnx
+    from onnx_scoreboard import format_scoreboard, run_all, scoreboard  # tools/, beside this script
 
-    from k5.convert.onnx.conformance import format_scoreboard, iter_cases, run_all, scoreboard
+    from k5.testing import iter_cases
 
     results, seconds = run_all(iter_cases())
     sb = scoreboard(results, seconds)
     head = (
-        f"ONNX backend node test cases of onnx {onnx.__version__} (`python -m k5.convert.onnx.conformance`), "
+        f"ONNX backend node test cases of onnx {onnx.__version__} (`python tools/onnx_scoreboard.py`), "
         f"regenerated with `python tools/gen_ops_doc.py --scoreboard`. The onnxruntime path leaves out the cases "
         f"onnxruntime cannot run (or gets wrong) in their original form."
     )

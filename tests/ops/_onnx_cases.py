@@ -22,8 +22,8 @@ def family(*names: str) -> frozenset[str]:
 
 
 def _known() -> dict[str, str]:
-    """Cases known to fail on the k5 path (the conformance library's table): case name -> reason."""
-    from k5.convert.onnx.conformance import KNOWN_FAILURES
+    """Cases known to fail on the k5 path (tests/_conformance_cases.py): case name -> reason."""
+    from _conformance_cases import KNOWN_FAILURES
 
     return {name: why for name, (paths, why) in KNOWN_FAILURES.items() if "k5" in paths}
 
@@ -31,7 +31,7 @@ def _known() -> dict[str, str]:
 @functools.cache
 def all_cases() -> tuple:
     pytest.importorskip("onnx", reason="ONNX's backend test cases are the oracle")
-    from k5.convert.onnx.conformance import iter_cases
+    from k5.testing import iter_cases
 
     cases = tuple(iter_cases())
     for case in cases:  # a kernel that writes into an input now raises
@@ -54,7 +54,7 @@ def cases_for(family: frozenset[str], within: frozenset[str] | None = None) -> l
 
 def check_case(case) -> None:
     """Run ``case`` on the k5 path; skip when k5 lacks an op or type it needs, xfail when listed in KNOWN."""
-    from k5.convert.onnx.conformance import run_case
+    from k5.testing import run_case
 
     result = run_case(case, ("k5",))
     status, detail = result.status["k5"], result.detail.get("k5", "")

@@ -18,7 +18,7 @@ from k5.runtime import observe_kernels, run
 
 
 def test_declared_output_dtypes_match_the_kernels_on_onnx_cases():
-    from k5.convert.onnx.conformance import run_case
+    from k5.testing import run_case
 
     recorder = Recorder()
     with observe_kernels(recorder):

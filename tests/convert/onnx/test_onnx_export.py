@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from k5.convert.onnx import exporter, save_onnx, to_onnx  # noqa: E402
+from k5.convert.onnx import exporter, save_onnx, to_onnx, writer  # noqa: E402
 from k5.errors import ConversionError  # noqa: E402
 from k5.format.model import Graph, Model, Node, TensorInfo  # noqa: E402
 from k5.runtime import run  # noqa: E402
@@ -130,7 +130,7 @@ def test_opset_choice_and_refusal() -> None:
 
 def test_external_data_beyond_threshold(tmp_path, monkeypatch) -> None:
     model, *_ = _layers_model()
-    monkeypatch.setattr(exporter, "EXTERNAL_DATA_THRESHOLD", 100)
+    monkeypatch.setattr(writer, "EXTERNAL_DATA_THRESHOLD", 100)
     proto = to_onnx(model)
     path = tmp_path / "m.onnx"
     save_onnx(proto, path)

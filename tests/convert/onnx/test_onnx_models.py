@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
+from _models.torch_real import REAL_MODELS, export_onnx  # noqa: E402
 from k5.convert.onnx import from_onnx, to_onnx  # noqa: E402
-from k5.convert.onnx.testing import REAL_MODELS, export_onnx  # noqa: E402
 from k5.runtime import run  # noqa: E402
 
 TOL = 1e-4

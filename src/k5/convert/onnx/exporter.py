@@ -6,31 +6,28 @@ k5's own ops, which ONNX lacks, are decomposed (table ``DECOMPOSITIONS``, one en
 declares with ``decomposes_to=``). The ONNX opset written is the lowest one (at
 least :data:`~k5.convert.onnx.tables.EXPORT_FLOOR_OPSET`) at which every node emitted has its current form, which
 keeps the file runnable by older runtimes; an explicit ``opset`` is checked the same way.
+
+Files are written by :mod:`.writer` (``write_onnx`` streams each weight from the k5 model into the file).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from k5.convert.naming import unique_name
+from k5.convert.onnx.deferred import deferrable, fill, placeholder, transposed
 from k5.convert.onnx.importer import contiguous
 from k5.convert.onnx.opset import required_opset
 from k5.convert.onnx.tables import DTYPE_ATTRS, EXPORT_FLOOR_OPSET, K5_TO_ONNX_DTYPE, TYPE_ATTRS
 from k5.convert.onnx.types import parse_type
 from k5.convert.table import ConverterTable
-from k5.errors import ConversionError, UnsupportedOpsError
+from k5.errors import ConversionError, K5Error, UnsupportedOpsError
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, as_array
 
-__all__ = ["EXTERNAL_DATA_THRESHOLD", "save_onnx", "to_onnx"]
-
-#: models whose weights exceed this many bytes are written with external data (protobuf stops at 2 GB)
-EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24
+__all__ = ["build_proto", "to_onnx"]
 
 _ATTR_CODES = {
     "int": 2, "float": 1, "string": 3, "ints": 7, "floats": 6, "strings": 8, "graph": 5, "graphs": 10, "type": 13,
@@ -45,8 +42,10 @@ def _onnx_dtype(name: str, *, where: str) -> int:
 
 
 class _Exporter:
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, *, defer: bool = False) -> None:
         self.model = model
+        self.defer = defer  # large top-level initializers as placeholders (see deferred.py)
+        self.pending: dict[str, Any] = {}  # placeholder name -> the weight value it stands for
         self.names: set[str] = set()
         self.constants: dict[str, Any] = {}  # value name -> array, for Constant nodes (static shapes, masks)
         self.infos: dict[str, TensorInfo] = {}
@@ -78,6 +77,13 @@ class _Exporter:
 
         arr = as_array(value)
         return numpy_helper.from_array(contiguous(arr), name)
+
+    def initializer(self, value: Any, name: str) -> Any:
+        """A top-level initializer: a placeholder for a large weight when deferring, else a complete tensor."""
+        if self.defer and deferrable(value):
+            self.pending[name] = value
+            return placeholder(value, name)
+        return self.tensor(value, name)
 
     def value_info(self, t: TensorInfo) -> Any:
         from onnx import helper
@@ -132,7 +138,12 @@ class _Exporter:
         outputs = {o.name for o in g.outputs}
         try:
             for n in g.nodes:
-                nodes.extend(self.node(n, outputs))
+                try:
+                    nodes.extend(self.node(n, outputs))
+                except K5Error:
+                    raise
+                except Exception as e:  # any other failure names the node, its op and the cause
+                    raise ConversionError(f"{type(e).__name__}: {e}", where=n.label) from e
         finally:
             self.inits.pop()
             self.scopes.pop()
@@ -156,7 +167,7 @@ class _Exporter:
         self.constants[name] = arg
         inits = self.inits[-1]
         if inits is not None:
-            inits.append(self.tensor(arg, name))
+            inits.append(self.initializer(arg, name))
         else:
             into.append(helper.make_node("Constant", [], [name], name=name, value=self.tensor(arg, name)))
         return name
@@ -175,7 +186,7 @@ class _Exporter:
         if n.op == "Constant" and "value" in n.weights:
             value = n.weights["value"]
             if inits is not None and n.outputs[0] not in graph_outputs:
-                inits.append(self.tensor(value, n.outputs[0]))
+                inits.append(self.initializer(value, n.outputs[0]))
                 return []
             return [helper.make_node("Constant", [], n.outputs, name=n.id, value=self.tensor(value, n.outputs[0]))]
         schema = find_schema(n.op, n.domain)
@@ -206,8 +217,8 @@ class _Exporter:
         inputs.extend([""] * (_onnx_min_inputs(n.op) - len(inputs)))  # Loop(M) still names its omitted cond
         attrs = dict(n.attrs)
         for name in [a for a in attrs if a not in onnx_attr_names]:
-            spec = schema.attrs.get(name) if schema is not None else None
-            if spec is not None and attrs[name] == spec.default:
+            attr_spec = schema.attrs.get(name) if schema is not None else None
+            if attr_spec is not None and attrs[name] == attr_spec.default:
                 del attrs[name]  # a k5-only attribute left at its default means ONNX's behaviour
             else:
                 raise ConversionError(
@@ -302,7 +313,7 @@ def _linear_into(ex: _Exporter, node: Node, x: str, w: Any, b: Any, y: str, tag:
     out: list[Any] = []
     static = w if not isinstance(w, str) else ex.constants.get(w)
     if static is not None:
-        wt = ex.value(contiguous(as_array(static).T), f"{node.id}.{tag}weight_t", out)
+        wt = ex.value(transposed(static), f"{node.id}.{tag}weight_t", out)
     else:
         wt = ex.fresh(f"{node.id}.{tag}weight_t")
         out.append(helper.make_node("Transpose", [w], [wt], name=wt, perm=[1, 0]))
@@ -491,10 +502,26 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     form). Raises :class:`UnsupportedOpsError` listing every k5 op that has no ONNX form, or
     :class:`ConversionError` when ``opset`` is too old for an op.
     """
+    proto, pending = build_proto(model, opset, defer=True)  # opset and type checks run on the proto without weights
+    fill(proto, pending)
+    return proto
+
+
+def build_proto(model: Model, opset: int | None, *, defer: bool) -> tuple[Any, dict[str, Any]]:
+    """(the ModelProto, placeholder name -> weight value); placeholders only when ``defer``."""
+    try:
+        return _build_unchecked(model, opset, defer=defer)
+    except K5Error:
+        raise
+    except Exception as e:  # whatever escaped the per-node wrapper (opset choice, metadata...)
+        raise ConversionError(f"ONNX export failed: {type(e).__name__}: {e}") from e
+
+
+def _build_unchecked(model: Model, opset: int | None, *, defer: bool) -> tuple[Any, dict[str, Any]]:
     import onnx
     from onnx import helper
 
-    ex = _Exporter(model)
+    ex = _Exporter(model, defer=defer)
     graph = ex.graph(model.graph, top=True)
     if ex.unsupported:
         raise UnsupportedOpsError("k5 -> ONNX", ex.unsupported)
@@ -520,7 +547,7 @@ def to_onnx(model: Model, *, opset: int | None = None) -> Any:
     for key, value in (("author", meta.author), ("license", meta.license), *meta.extra.items()):
         if value and key != "onnx_opset":
             proto.metadata_props.add(key=key, value=value)
-    return proto
+    return proto, ex.pending
 
 
 def _complete_output_types(proto: Any) -> None:
@@ -540,64 +567,3 @@ def _complete_output_types(proto: Any) -> None:
         found = known.get(o.name)
         if found is not None and found.type.tensor_type.elem_type and found.type.tensor_type.HasField("shape"):
             o.type.CopyFrom(found.type)
-
-
-def save_onnx(proto: Any, path: str | os.PathLike[str], *, external: bool | None = None) -> None:
-    """Write ``proto`` to ``path`` atomically; weights go to a data file beside it when they exceed
-    :data:`EXTERNAL_DATA_THRESHOLD` (or when ``external`` is True).
-
-    The data file gets a name of its own per save (``<name>.<token>.data``) and is complete before the ``.onnx`` is
-    renamed into place, so a kill at any point leaves the old model with its old data, or the new model with its
-    new data; the old data file is removed after the switch.
-    """
-    path = os.fspath(path)
-    import onnx
-
-    size = sum(len(t.raw_data) for t in proto.graph.initializer)
-    if external is None:
-        external = size > EXTERNAL_DATA_THRESHOLD
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    old_data = _external_locations(path)
-    location = ""
-    try:
-        if external:
-            copy = onnx.ModelProto()
-            copy.CopyFrom(proto)  # saving with external data rewrites the tensors it moves
-            location = f"{os.path.basename(path)}.{secrets.token_hex(4)}.data"
-            onnx.save_model(
-                copy, tmp, save_as_external_data=True, all_tensors_to_one_file=True, location=location,
-                size_threshold=0,
-            )  # fmt: skip
-        else:
-            onnx.save_model(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if location:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(folder, location))
-        raise
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    for stale in old_data - {location}:
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(folder, stale))
-
-
-def _external_locations(path: str) -> set[str]:
-    """The data files (plain names beside ``path``) that an existing ONNX file at ``path`` refers to."""
-    if not os.path.exists(path):
-        return set()
-    import onnx
-
-    try:
-        old = onnx.load(path, load_external_data=False)
-    except Exception:  # noqa: BLE001 - an unreadable old file simply has no data files to clean up
-        return set()
-    return {
-        e.value
-        for t in old.graph.initializer
-        for e in t.external_data
-        if e.key == "location" and os.path.basename(e.value) == e.value
-    }

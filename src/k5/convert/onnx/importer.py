@@ -3,6 +3,11 @@
 k5's default op set follows ONNX's operator semantics (latest opset) wherever ONNX has the op, so most ONNX nodes
 map one-to-one. On top of the one-to-one mapping, in this order:
 
+0. inputs backed by initializers: a top-level graph input that names an initializer (every initializer in IR
+   version 3 files; an overridable default in IR >= 4) is not a k5 input: the initializer's value is used, as a
+   weight like any other (k5 has no default-valued inputs; docs/spec.md section 17). In a nested graph the input
+   wins, as in ONNX;
+
 1. version adapters (:mod:`k5.convert.onnx.tables`): attributes of older opsets that later became inputs turn
    into ``Constant`` nodes feeding the input; renamed ops and attribute values take their current form; ONNX
    element type codes in attributes (``Cast.to``...) become k5 dtype names, TypeProtos (``Optional.type``) k5
@@ -12,20 +17,24 @@ map one-to-one. On top of the one-to-one mapping, in this order:
    that node's weight (``/model/weights/<node>/<param>``); other initializers become ``Constant`` nodes;
 4. readable node ids: ``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1`` where unambiguous.
 
-Every unsupported op (with counts), and every element type outside k5, is reported at once.
+Every unsupported op (with counts), and every element type outside k5, is reported at once. Given a path, the
+weights are read from the file one at a time, straight into their arrays (:mod:`.wire`); every failure is a
+:class:`~k5.errors.K5Error` (a bad source: :mod:`.source`).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from k5.convert.naming import unique_name
+from k5.convert.onnx.deferred import PLAIN_DTYPES
 from k5.convert.onnx.scan8 import scan8_as_loop
+from k5.convert.onnx.source import Source, open_onnx
 from k5.convert.onnx.tables import (
     ATTR_VALUE_RENAMES,
     ATTRS_TO_INPUTS,
@@ -40,7 +49,8 @@ from k5.convert.onnx.tables import (
     AttrToInput,
 )
 from k5.convert.onnx.types import type_string
-from k5.errors import UnsupportedOpsError, UnsupportedTypesError
+from k5.convert.onnx.wire import read_external
+from k5.errors import ConversionError, K5Error, UnsupportedOpsError, UnsupportedTypesError
 from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Metadata, Model, Node, TensorInfo
 
@@ -122,8 +132,9 @@ def scope_id(onnx_name: str, op_type: str) -> tuple[str, str]:
 
 
 class _Importer:
-    def __init__(self, opset: dict[str, int]) -> None:
+    def __init__(self, opset: dict[str, int], path: str | None = None) -> None:
         self.opset = opset
+        self.path = path  # the model file (its external data lies beside it); None: read from memory
         self.version = opset.get(DEFAULT_DOMAIN, 1)
         self.unsupported: Counter[str] = Counter()
         self.bad_types: Counter[str] = Counter()
@@ -147,7 +158,28 @@ class _Importer:
     def tensor(self, t: Any) -> np.ndarray | None:
         if self.dtype(t.data_type) is None:
             return None
+        if t.data_location == 1:  # TensorProto.EXTERNAL: read from its file now, straight into the array
+            return self.external(t)
         return tensor_to_array(t)
+
+    def external(self, t: Any) -> np.ndarray:
+        import onnx
+
+        if self.path is None:
+            raise ConversionError(
+                "its data is in an external file that was not loaded: convert the .onnx file by its path",
+                where=f"tensor {t.name!r}",
+            )
+        name = onnx_dtype_name(t.data_type, where=f"tensor {t.name!r}")
+        data = read_external(t, self.path, DTYPES[name].numpy if name in PLAIN_DTYPES else None)
+        if isinstance(data, np.ndarray):
+            return data
+        inline = onnx.TensorProto()
+        inline.CopyFrom(t)
+        inline.ClearField("data_location")
+        del inline.external_data[:]
+        inline.raw_data = data
+        return tensor_to_array(inline)
 
     def type_info(self, name: str, tp: Any) -> TensorInfo:
         wrappers: list[str] = []
@@ -301,7 +333,7 @@ class _Importer:
             made = [const, Node(cast_out, "CastLike", [name, node.inputs[0]], [cast_out])]
             name = cast_out
         else:
-            arrays = {
+            arrays: dict[str, Callable[[], np.ndarray]] = {
                 "int64s": lambda: np.asarray(value, dtype=np.int64).reshape(-1),
                 "int64s1": lambda: np.asarray([value], dtype=np.int64),
                 "int64": lambda: np.asarray(value, dtype=np.int64),
@@ -346,11 +378,24 @@ class _Importer:
                 node.attrs[a] = name
 
     # -- graphs ------------------------------------------------------------------------------------------------
-    def graph(self, g: Any) -> Graph:
+    def graph(self, g: Any, *, top: bool = False) -> Graph:
         inits: dict[str, np.ndarray | None] = {t.name: self.tensor(t) for t in g.initializer}
+        declared = list(g.input)
+        if top:  # an input backed by an initializer (IR 3, or an overridable default) is the initializer's value
+            declared = [v for v in declared if v.name not in inits]
+        else:  # a nested graph's inputs are positional (Loop/Scan/If bodies): the input wins, as in ONNX
+            for v in declared:
+                inits.pop(v.name, None)
         nodes: list[Node] = []
         for i, n in enumerate(g.node):
-            nodes.extend(self.node(n, i))
+            try:
+                nodes.extend(self.node(n, i))
+            except K5Error:
+                raise
+            except Exception as e:  # any other failure names the node, its op and the cause
+                raise ConversionError(
+                    f"{type(e).__name__}: {e}", where=f"node {n.name or f'{n.op_type}_{i}'!r} ({n.op_type})"
+                ) from e
         outputs = [self.type_info(v.name, v.type) for v in g.output]
         graph_outputs = {o.name for o in outputs}
         _fold_linear(nodes, inits, graph_outputs)
@@ -364,7 +409,7 @@ class _Importer:
         nodes = consts + nodes
         _assign_ids(nodes)
         produced = {o for n in nodes for o in n.outputs}
-        inputs = [self.type_info(v.name, v.type) for v in g.input if v.name not in inits]
+        inputs = [self.type_info(v.name, v.type) for v in declared]
         known = produced | {i.name for i in inputs}
         return Graph(
             nodes=nodes,
@@ -514,20 +559,51 @@ def _collect_names(g: Any, into: set[str]) -> None:
                     _collect_names(sub, into)
 
 
-def from_onnx(model: Any) -> Model:
-    """Convert an ONNX ``ModelProto`` (or a path to a ``.onnx`` file) into a k5 :class:`Model`.
+def from_onnx(model: Source) -> Model:
+    """Convert an ONNX ``ModelProto`` (or the bytes of one, or a path to a ``.onnx`` file) into a k5 :class:`Model`.
 
-    Raises :class:`UnsupportedOpsError` listing every op outside the k5 op set (with counts), or
-    :class:`UnsupportedTypesError` listing every element type outside k5's dtypes.
+    Top-level graph inputs that name an initializer (IR version 3 files; overridable defaults in IR >= 4) take the
+    initializer's value and are not inputs of the k5 model (docs/spec.md section 17). Every failure is a
+    :class:`~k5.errors.K5Error`: :class:`UnsupportedOpsError` lists every op outside the k5 op set (with counts),
+    :class:`UnsupportedTypesError` every element type outside k5's dtypes; a source that is not an ONNX model
+    (missing, empty, random, truncated, no nodes or no outputs) and any other failure, named by node and op, are
+    a :class:`~k5.errors.ConversionError`.
     """
-    import onnx
+    from k5.format.checks import check_graph
 
-    if not isinstance(model, onnx.ModelProto):
-        model = onnx.load(str(model))
+    proto, path = open_onnx(model)
+    try:
+        converted = _convert(proto, path)
+    except K5Error:
+        raise
+    except Exception as e:  # whatever escaped the per-node wrapper (folding, ids) names the model
+        raise ConversionError(f"ONNX import failed: {type(e).__name__}: {e}") from e
+    _unique_ids_across_graphs(converted.graph)
+    check_graph(converted.graph)
+    return converted
+
+
+def _unique_ids_across_graphs(graph: Graph) -> None:
+    """Node ids are unique over the whole model (nested graphs included), not only within each graph: breadth
+    first, so the top-level graph keeps its ids and a nested node that repeats one gets a suffix."""
+    used: set[str] = set()
+    queue = [graph]
+    for g in queue:
+        for n in g.nodes:
+            candidate, k = n.id, 1
+            while candidate in used:
+                k += 1
+                candidate = f"{n.id}_{k}"
+            n.id = candidate
+            used.add(candidate)
+            queue.extend(sub for _, sub in n.subgraphs())
+
+
+def _convert(model: Any, path: str | None) -> Model:
     opset = {DEFAULT_DOMAIN if o.domain in ONNX_DOMAINS else o.domain: int(o.version) for o in model.opset_import}
-    imp = _Importer(opset)
+    imp = _Importer(opset, path)
     _collect_names(model.graph, imp.names)
-    graph = imp.graph(model.graph)
+    graph = imp.graph(model.graph, top=True)
     if imp.unsupported:
         raise UnsupportedOpsError("ONNX", dict(imp.unsupported))
     if imp.bad_types:

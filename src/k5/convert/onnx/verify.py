@@ -39,9 +39,13 @@ def onnxruntime_run(proto: Any, feeds: Mapping[str, Any]) -> dict[str, Any]:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     data = proto if isinstance(proto, (str, bytes)) else proto.SerializeToString()
-    sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, dict(feeds)), strict=True))
+    try:
+        sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        return dict(zip(names, sess.run(names, dict(feeds)), strict=True))
+    except Exception as e:  # onnxruntime raises its own exception types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise VerificationError(f"onnxruntime cannot run the model: {type(e).__name__}: {first}") from e
 
 
 def max_abs_diff(a: Mapping[str, Any], b: Mapping[str, Any], *, rtol: float, atol: float) -> tuple[float, list[str]]:

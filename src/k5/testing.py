@@ -1,39 +1,40 @@
-"""ONNX's own backend node test cases, run through k5.
+"""Conformance testing for k5 implementations: iterate cases, run them, compare outputs.
 
-``onnx.backend.test.case.node.collect_testcases()`` builds every node test case of the installed ``onnx`` in
-memory (model, data sets of inputs and expected outputs, tolerances). Each case is checked along three paths:
+What an implementer of k5 (in Python or, through the files it writes, another language) reuses:
 
-- ``k5``: ONNX -> k5 (import) -> k5 reference runtime;
-- ``onnx``: ONNX -> k5 -> ONNX (export) -> onnxruntime;
-- ``ref``: ``onnx.reference.ReferenceEvaluator`` on the original case, for comparison;
-- ``import`` (on request only): the import alone.
+- :func:`iter_cases`: ONNX's own backend node test cases (``onnx.backend.test.case.node``), built in memory by
+  the installed ``onnx``: a model, data sets of inputs and expected outputs, tolerances. Needs ``onnx``.
+- :func:`run_case`: one case along any of these paths:
 
-A case whose ops (or element types) are outside k5 is *unsupported*, not failed. On the ``onnx`` path a case that
-onnxruntime cannot run, or gets wrong, even in its original form is ``ort-unsupported`` and left out of the rate
-(the scoreboard counts them).
+  - ``k5``: ONNX -> k5 (import) -> k5 reference runtime;
+  - ``onnx``: ONNX -> k5 -> ONNX (export) -> onnxruntime;
+  - ``ref``: ``onnx.reference.ReferenceEvaluator`` on the original case, for comparison;
+  - ``import`` (on request only): the import alone.
 
-    python -m k5.convert.onnx.conformance                 # scoreboard over every case
-    python -m k5.convert.onnx.conformance --op Conv -v    # one op, with failure details
+  A case whose ops (or element types) are outside k5 is *unsupported*, not failed. On the ``onnx`` path a case that
+  onnxruntime cannot run, or gets wrong, even in its original form is ``ort-unsupported``.
+- :func:`compare`: the tolerance rule of the spec (docs/spec.md section 8, the same as ONNX's): same dtype and
+  shape, NaNs at the same positions, ``|actual - expected| <= atol + rtol * |expected|`` element-wise.
+- :func:`check_validation`: run a k5 model on its validation pair and compare with that rule, as a conforming
+  runtime must (a k5 file written by the ONNX import of a case carries the case's data as its pair).
+
+Which cases are known to fail is a test expectation and lives under ``tests/``; the scoreboard over every case is
+``python tools/onnx_scoreboard.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
-import sys
-import time
 import warnings
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from k5.errors import K5Error, UnsupportedOpsError
+from k5.errors import K5Error, UnsupportedOpsError, UnsupportedTypesError
 
-__all__ = ["PATHS", "Case", "Result", "Scoreboard", "compare", "iter_cases", "main", "run_case", "scoreboard"]
+__all__ = ["PATHS", "Case", "Result", "check_validation", "compare", "iter_cases", "run_case"]
 
 PATHS = ("k5", "onnx", "ref")
 
@@ -73,24 +74,6 @@ class Result:
     status: dict[str, str] = field(default_factory=dict)  # path -> "pass" | "fail" | "unsupported" | "error"...
     detail: dict[str, str] = field(default_factory=dict)  # path -> why, when not "pass"
     missing: tuple[str, ...] = ()  # what k5 lacks (ops, element types) when unsupported
-
-
-#: case -> (paths on which it is known to fail, why). Shared by the conformance test and the op-family tests.
-KNOWN_FAILURES: dict[str, tuple[tuple[str, ...], str]] = {
-    f"test_attention_{name}_expanded": (
-        ("k5",),
-        "expanded (function-body) Attention in bfloat16/float16: the primitive kernels evaluate each stage in the "
-        "half type, ONNX computed the expected outputs differently (the Attention kernel itself passes the same case)",
-    )
-    for name in (
-        "4d_causal_bf16",
-        "4d_causal_fp16",
-        "4d_padded_kv_bf16",
-        "4d_causal_padded_kv_bf16",
-        "4d_attn_mask_causal_bf16",
-        "3d_causal_bf16",
-    )
-}
 
 
 @functools.cache
@@ -171,6 +154,23 @@ def compare(expected: Any, actual: Any, rtol: float, atol: float) -> str:
         return ""
     if not np.array_equal(e, a):
         return f"values differ: expected {e.ravel()[:6]}..., got {a.ravel()[:6]}..."
+    return ""
+
+
+def check_validation(model: Any) -> str:
+    """'' when the k5 reference runtime reproduces ``model``'s validation pair within the pair's tolerances (the
+    rule of :func:`compare`), else why not. ``model``: a :class:`k5.Model`, e.g. from ``k5.load``."""
+    from k5.runtime import run
+
+    pair = model.validation
+    if pair is None or not pair.inputs:
+        return "the model has no validation pair"
+    with np.errstate(all="ignore"):
+        out = run(model, {k: np.asarray(v) for k, v in pair.inputs.items()})
+    for name, expected in pair.outputs.items():
+        why = compare(np.asarray(expected), out.get(name), pair.rtol, pair.atol)
+        if why:
+            return f"output {name!r}: {why}"
     return ""
 
 
@@ -287,7 +287,7 @@ def _run_reference(case: Case) -> tuple[str, str]:
 
 
 def run_case(case: Case, paths: Iterable[str] = PATHS) -> Result:
-    from k5.convert.onnx.importer import UnsupportedTypesError, from_onnx
+    from k5.convert.onnx.importer import from_onnx
 
     paths = tuple(paths)
     result = Result(case.name, tuple(sorted(case.op_types)))
@@ -318,125 +318,3 @@ def run_case(case: Case, paths: Iterable[str] = PATHS) -> Result:
     if "onnx" in paths:
         result.status["onnx"], result.detail["onnx"] = _run_export(case, model)
     return result
-
-
-@dataclass
-class Scoreboard:
-    """Totals per path over a set of results."""
-
-    total: int
-    supported: int  # k5 imports the case (ops and element types inside k5)
-    passed: dict[str, int]  # path -> passed among supported cases (ref: among the same supported cases)
-    counted: dict[str, int]  # path -> cases in the rate's denominator
-    ref_passed_all: int  # reference evaluator over every case
-    ops_covered: list[str]  # ONNX ops with at least one supported case
-    missing: dict[str, int]  # what k5 lacks -> number of cases it blocks
-    per_op: dict[str, dict[str, int]]  # op -> {"cases", "supported", "<path>": passed}
-    seconds: float = 0.0
-
-    def rate(self, path: str) -> float:
-        return 100.0 * self.passed.get(path, 0) / max(self.counted.get(path, 0), 1)
-
-
-def scoreboard(results: list[Result], seconds: float = 0.0) -> Scoreboard:
-    def is_supported(r: Result) -> bool:
-        k5_paths = [s for p, s in r.status.items() if p != "ref"]
-        return bool(k5_paths) and "unsupported" not in k5_paths
-
-    supported = [r for r in results if is_supported(r)]
-    passed: dict[str, int] = {}
-    counted: dict[str, int] = {}
-    for p in PATHS:
-        pool = [r for r in supported if p in r.status and r.status[p] != "ort-unsupported"]
-        counted[p] = len(pool)
-        passed[p] = sum(r.status[p] == "pass" for r in pool)
-    missing: Counter[str] = Counter()
-    per_op: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in results:
-        missing.update(r.missing)
-        is_supported = r in supported
-        for o in r.ops:
-            per_op[o]["cases"] += 1
-            per_op[o]["supported"] += is_supported
-            for p, s in r.status.items():
-                per_op[o][p] += s == "pass" and (is_supported or p == "ref")
-    return Scoreboard(
-        total=len(results),
-        supported=len(supported),
-        passed=passed,
-        counted=counted,
-        ref_passed_all=sum(r.status.get("ref") == "pass" for r in results),
-        ops_covered=sorted(o for o, c in per_op.items() if c["supported"]),
-        missing=dict(missing.most_common()),
-        per_op={o: dict(c) for o, c in sorted(per_op.items())},
-        seconds=seconds,
-    )
-
-
-def format_scoreboard(sb: Scoreboard, *, per_op: bool = False) -> str:
-    lines = [
-        f"cases: {sb.total}  supported by k5: {sb.supported}  ONNX ops covered: {len(sb.ops_covered)}",
-        "| path | passed | of | rate |",
-        "|---|---:|---:|---:|",
-    ]
-    labels = {
-        "k5": "ONNX -> k5 -> k5 runtime",
-        "onnx": "ONNX -> k5 -> ONNX -> onnxruntime",
-        "ref": "onnx.reference.ReferenceEvaluator (same cases)",
-    }
-    for p in PATHS:
-        if sb.counted.get(p):
-            lines.append(f"| {labels[p]} | {sb.passed[p]} | {sb.counted[p]} | {sb.rate(p):.1f}% |")
-    if sb.ref_passed_all:
-        lines.append(
-            f"| onnx.reference.ReferenceEvaluator (all cases) | {sb.ref_passed_all} | {sb.total} | "
-            f"{100.0 * sb.ref_passed_all / max(sb.total, 1):.1f}% |"
-        )
-    if sb.missing:
-        lines.append("")
-        lines.append("Missing from k5 (cases blocked): " + ", ".join(f"{k} ({n})" for k, n in sb.missing.items()))
-    if per_op:
-        header = "| ONNX op | cases | supported | k5 pass | ONNX export pass | reference pass |"
-        lines += ["", header, "|---|" + "---:|" * 5]
-        for o, c in sb.per_op.items():
-            lines.append(
-                f"| {o} | {c.get('cases', 0)} | {c.get('supported', 0)} | {c.get('k5', 0)} | {c.get('onnx', 0)} | "
-                f"{c.get('ref', 0)} |"
-            )
-    return "\n".join(lines)
-
-
-def run_all(cases: Iterable[Case], paths: Iterable[str] = PATHS) -> tuple[list[Result], float]:
-    start = time.perf_counter()
-    paths = tuple(paths)
-    results = [run_case(c, paths) for c in cases]
-    return results, time.perf_counter() - start
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--op", help="only cases that use this ONNX op")
-    p.add_argument("--case", help="only this case")
-    p.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
-    p.add_argument("--per-op", action="store_true", help="print the per-op table")
-    p.add_argument("--json", help="also write every result and the totals to this JSON file")
-    p.add_argument("-v", "--verbose", action="store_true", help="print every non-passing case with its reason")
-    args = p.parse_args(argv)
-    paths = tuple(x for x in args.paths.split(",") if x)
-    results, seconds = run_all(iter_cases(args.op, args.case), paths)
-    if args.verbose:
-        for r in results:
-            for path, status in r.status.items():
-                if status not in ("pass", "unsupported"):
-                    print(f"{path:4s} {status:15s} {r.case}: {r.detail[path][:400]}")
-    sb = scoreboard(results, seconds)
-    print(format_scoreboard(sb, per_op=args.per_op))
-    print(f"({seconds:.0f} s)")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"scoreboard": asdict(sb), "results": [asdict(r) for r in results]}, f, indent=1)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
