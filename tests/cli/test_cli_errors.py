@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -112,7 +113,8 @@ def test_bad_onnx_sources_are_one_line_naming_the_file(batch, workdir):
     for name in BAD_SOURCES:
         assert_one_error_line(batch[("convert", name, "out.k5")], name)
         assert_one_error_line(batch[("convert", name, "out.k5", "--no-verify")], name)
-    assert "no graph with outputs" in batch[("convert", "empty_graph.onnx", "out.k5", "--no-verify")]["err"]
+    empty_graph = batch[("convert", "empty_graph.onnx", "out.k5", "--no-verify")]["err"]
+    assert re.search(r"graph is empty|no outputs", empty_graph)
     assert not (workdir / "out.k5").exists()
 
 
