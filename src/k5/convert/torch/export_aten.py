@@ -171,6 +171,7 @@ _BINARY = {
     "pow.Tensor_Tensor": "Pow", "maximum.default": "Max", "minimum.default": "Min", "remainder.Tensor": "Mod",
     "remainder.Scalar": "Mod", "logical_and.default": "And", "logical_or.default": "Or",
     "bitwise_and.Tensor": "And", "bitwise_or.Tensor": "Or", "logical_xor.default": "Xor",
+    "max.other": "Max", "min.other": "Min", "fmax.default": "Max", "fmin.default": "Min",
 }  # fmt: skip
 
 
@@ -530,7 +531,8 @@ def argmax(cx: Exporter, n: Any) -> Any:
 @reg("cumsum.default", produces=["CumSum"])
 def cumsum(cx: Exporter, n: Any) -> Any:
     a = args(n)
-    return cx.add1("CumSum", [cx.t(a["self"]), cx.const(np.asarray(int(a["dim"]), np.int64), cx.scoped("axis"))])
+    x = operand(cx, a["self"], _out_dtype(n))  # torch sums bool and small ints as int64
+    return cx.add1("CumSum", [x, cx.const(np.asarray(int(a["dim"]), np.int64), cx.scoped("axis"))])
 
 
 # --- shape and data movement -------------------------------------------------------------------------------------

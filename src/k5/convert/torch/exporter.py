@@ -49,7 +49,7 @@ IGNORED = {
 }  # fmt: skip
 
 
-_INPLACE = re.compile(r"^aten\.(\w+)_\.(\w+)$")
+_INPLACE = re.compile(r"^aten\.(?!__)(\w+)_\.(\w+)$")  # not dunders such as aten.__and__.Tensor
 
 
 def functional_key(key: str) -> str | None:
@@ -410,7 +410,7 @@ def from_torch(
     """
     import torch
 
-    from k5.convert.torch import export_aten  # noqa: F401 - registers the ATen converters
+    from k5.convert.torch import export_aten, export_index  # noqa: F401 - registers the ATen converters
 
     args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     was_training = module.training
@@ -509,10 +509,11 @@ def _convert(
     group_of: dict[str, str] = {}
     unsupported: Counter[str] = Counter()
     for n in graph.nodes:
+        if n.op == "call_function" and (any(a.name in dynamic for a in n.all_input_nodes) or _is_symbolic(n)):
+            dynamic.add(n.name)
+    for n in graph.nodes:
         if n.op != "call_function":
             continue
-        if any(a.name in dynamic for a in n.all_input_nodes) or _is_symbolic(n):
-            dynamic.add(n.name)
         paths = _stack_paths(n)
         group = next((p for p in paths if p in calls), None)
         if group is not None:
@@ -549,10 +550,14 @@ def _convert(
             cx.env[n.name] = val  # a size or number known at export time
             continue
         if n.name not in dynamic:
-            cx.env[n.name] = _evaluate(cx, n)
-            if inplace is not None and isinstance(n.args[0], torch.fx.Node):
-                cx.env[n.args[0].name] = cx.env[n.name]
-            continue
+            try:
+                cx.env[n.name] = _evaluate(cx, n)
+            except _NotFoldable:
+                dynamic.add(n.name)  # reads a tensor that exists only at run time: convert it instead
+            else:
+                if inplace is not None and isinstance(n.args[0], torch.fx.Node):
+                    cx.env[n.args[0].name] = cx.env[n.name]
+                continue
         if _is_symbolic(n):
             cx.env[n.name] = Sym(n.meta["val"])
             continue
@@ -560,7 +565,8 @@ def _convert(
             cx.env[n.name] = cx.value(n.args[0])
             continue
         fn = ATEN_EXPORTERS.get(key)
-        assert fn is not None
+        if fn is None:
+            raise UnsupportedOpsError("PyTorch", {key: 1}, where=f"node {n.name!r} in module {cx.scope or '(root)'}")
         try:
             cx.env[n.name] = fn(cx, n)
         except ConversionError as e:
@@ -660,19 +666,29 @@ def _static(v: Any) -> bool:
         return True
 
 
+class _NotFoldable(Exception):
+    """An FX node whose inputs are not all known at export time."""
+
+
 def _evaluate(cx: Exporter, n: Any) -> Any:
     """Run an FX node whose inputs are all known now; its result becomes a Const (or a python value)."""
     import torch
     import torch.fx
 
+    def known(v: Any, a: Any) -> Any:
+        if isinstance(v, Const):
+            return v.value
+        if isinstance(v, (str, Sym)):  # a k5 tensor name or a run-time size: not known now
+            raise _NotFoldable(a.name)
+        if isinstance(v, list):
+            return [known(x, a) for x in v]
+        return v
+
     def real(a: Any) -> Any:
         if isinstance(a, torch.fx.Node):
-            v = cx.env.get(a.name)
-            if isinstance(v, Const):
-                return v.value
-            if isinstance(v, list):
-                return [x.value if isinstance(x, Const) else x for x in v]
-            return v
+            if a.name not in cx.env:
+                raise ConversionError(f"FX value {a.name!r} is used before it is computed")
+            return known(cx.env[a.name], a)
         if isinstance(a, (list, tuple)):
             return type(a)(real(x) for x in a)
         if isinstance(a, dict):
