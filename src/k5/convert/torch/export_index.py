@@ -36,7 +36,7 @@ def index(cx: Exporter, n: Any) -> Any:
     axes = [d for d, i in enumerate(indices) if i is not None]
     for d in axes:
         f = cx.fake(indices[d])
-        if f is not None and f.dtype.is_floating_point or (f is not None and str(f.dtype) == "torch.bool"):
+        if f is not None and (f.dtype.is_floating_point or str(f.dtype) == "torch.bool"):
             raise ConversionError(f"indexing with a {f.dtype} tensor (k5 supports integer indices only)")
     out = n.meta["val"]
     k = len(axes)

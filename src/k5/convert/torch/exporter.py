@@ -552,7 +552,7 @@ def _convert(
         if n.name not in dynamic:
             try:
                 cx.env[n.name] = _evaluate(cx, n)
-            except _NotFoldable:
+            except _NotFoldableError:
                 dynamic.add(n.name)  # reads a tensor that exists only at run time: convert it instead
             else:
                 if inplace is not None and isinstance(n.args[0], torch.fx.Node):
@@ -666,7 +666,7 @@ def _static(v: Any) -> bool:
         return True
 
 
-class _NotFoldable(Exception):
+class _NotFoldableError(Exception):
     """An FX node whose inputs are not all known at export time."""
 
 
@@ -679,7 +679,7 @@ def _evaluate(cx: Exporter, n: Any) -> Any:
         if isinstance(v, Const):
             return v.value
         if isinstance(v, (str, Sym)):  # a k5 tensor name or a run-time size: not known now
-            raise _NotFoldable(a.name)
+            raise _NotFoldableError(a.name)
         if isinstance(v, list):
             return [known(x, a) for x in v]
         return v
