@@ -32,7 +32,7 @@ def test_ops_on_a_constant_layer_output_are_converted() -> None:
     x = torch.randn(2, 3, 8)
     model = from_torch(module, (x,))
     assert any(nd.id == "bias" and nd.op == "Embedding" for nd in model.graph.nodes)
-    x2 = torch.randn(2, 3, 8)
+    x2 = torch.randn(5, 3, 8)  # another batch: dynamic by default
     with torch.no_grad():
         want = module(x2).numpy()
         got = to_torch(model)(x2)

@@ -38,7 +38,7 @@ def test_indexing_op(name: str) -> None:
     g = torch.Generator().manual_seed(0)
     x, i = torch.randn(4, 3, 5, generator=g), torch.tensor([2, 0, 1])
     module = Wrap(CASES[name])
-    model = from_torch(module, (x, i))
+    model = from_torch(module, (x, i), dynamic_batch=False)
     with torch.no_grad():
         want = module(x, i).numpy()
         got = to_torch(model)(x, i).numpy()

@@ -65,6 +65,22 @@ def test_transformers_zoo(name: str, path: str) -> None:
     _check(name, path)
 
 
+OUTPUT_NAMES = {
+    "bert": ["last_hidden_state", "pooler_output"],
+    "gpt2": ["logits"],
+    "llama": ["logits"],
+    "t5_encoder": ["last_hidden_state"],
+    "vit": ["last_hidden_state", "pooler_output"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(HF_ZOO))
+def test_outputs_are_named_by_model_output_fields(name: str) -> None:
+    model, _, _ = _converted(name)
+    assert [t.name for t in model.graph.outputs] == OUTPUT_NAMES[name]
+    assert model.graph.inputs[0].shape is not None and model.graph.inputs[0].shape[0] == "batch"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["runtime", "torch", "onnx"])
 @pytest.mark.parametrize("name", sorted(HF_ZOO))

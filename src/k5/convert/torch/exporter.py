@@ -348,6 +348,22 @@ def _dynamic_names(module: Any, example: Sequence[Any], dynamic_shapes: Any) -> 
     return out
 
 
+def _batch_shapes(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """``dynamic_shapes`` naming dimension 0 ``batch`` in every tensor input whose dim 0 has the first one's size."""
+    import torch
+    from torch.export import Dim
+
+    tensors = [a for a in args if isinstance(a, torch.Tensor) and a.dim() > 0]
+    if not tensors:
+        return None
+    size = tensors[0].shape[0]
+    batch = Dim("batch")
+    specs = tuple(
+        {0: batch} if isinstance(a, torch.Tensor) and a.dim() > 0 and a.shape[0] == size else None for a in args
+    )
+    return specs
+
+
 def _candidates(module: Any) -> dict[str, Any]:
     """Submodules to convert as whole layers: the outermost ones whose class has a module converter."""
     from k5.convert.torch import export_modules  # noqa: F401 - registers the module converters
@@ -396,6 +412,7 @@ def from_torch(
     example_inputs: Any,
     *,
     dynamic_shapes: Any = None,
+    dynamic_batch: bool = True,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     metadata: Metadata | None = None,
@@ -403,10 +420,20 @@ def from_torch(
 ) -> Model:
     """Convert ``module`` (an ``nn.Module``) into a k5 :class:`Model`.
 
-    ``example_inputs``: a tensor or a tuple of positional inputs; ``dynamic_shapes`` as for ``torch.export.export``
-    (``torch.export.Dim("batch")`` names the dimension in the file). The module is captured in eval mode (its
-    training flag is restored afterwards). Layers with a converter (see :data:`k5.convert.torch.SUPPORTED`) become
-    one node each, named by their module path. Raises :class:`UnsupportedOpsError` listing every unsupported op.
+    ``example_inputs``: a tensor or a tuple of positional inputs. The batch is dynamic by default: dimension 0 of
+    every tensor input whose dimension 0 has the first input's size is named ``batch`` and left free (pass
+    ``dynamic_batch=False`` to keep every size static); where ``torch.export`` cannot keep it free, the model is
+    exported with static sizes and a warning says so. ``dynamic_shapes``, as for ``torch.export.export``, replaces
+    that default (``torch.export.Dim("seq")`` names the dimension in the file).
+
+    Inputs are named by ``input_names`` or by the ``forward`` parameters; outputs by ``output_names`` or by the
+    module's output structure (dict keys, ``ModelOutput`` fields such as ``logits``), else ``output`` for a single
+    tensor and ``output_<i>`` for the leaves of a tuple.
+
+    The module is captured in eval mode (its training flag is restored afterwards). Layers with a converter (see
+    :data:`k5.convert.torch.SUPPORTED`) become one node each, named by their module path. Raises
+    :class:`UnsupportedOpsError` listing every unsupported op, and :class:`ConversionError` naming the FX node,
+    module and op for any other failure.
     """
     import torch
 
@@ -417,7 +444,21 @@ def from_torch(
     module.eval()
     try:
         candidates = _candidates(module)
-        ep = _export(module, args, dynamic_shapes, list(candidates))
+        if dynamic_shapes is None and dynamic_batch and _batch_shapes(args) is not None:
+            dynamic_shapes = _batch_shapes(args)
+            try:
+                ep = _export(module, args, dynamic_shapes, list(candidates))
+            except ConversionError as e:
+                warnings.warn(
+                    f"{type(module).__name__}: the batch dimension stays static (torch.export could not keep "
+                    f"dimension 0 free: {str(e.__cause__ or e).splitlines()[0][:300]}); pass dynamic_shapes to "
+                    "choose the dynamic dimensions",
+                    stacklevel=2,
+                )
+                dynamic_shapes = None
+                ep = _export(module, args, None, list(candidates))
+        else:
+            ep = _export(module, args, dynamic_shapes, list(candidates))
         with torch.no_grad():
             reference = module(*args) if validation else None
     finally:
@@ -521,7 +562,8 @@ def _convert(
             continue
         key = aten_key(n.target)
         key = functional_key(key) if key not in ATEN_EXPORTERS and functional_key(key) else key
-        if n.name in dynamic and key not in ATEN_EXPORTERS and key not in PASSTHROUGH and key not in IGNORED:
+        known = key in ATEN_EXPORTERS or key in PASSTHROUGH or key in IGNORED or _is_symbolic(n)
+        if n.name in dynamic and not known:
             unsupported[key] += 1
     if unsupported:
         raise UnsupportedOpsError("PyTorch", dict(unsupported), where=type(module).__name__)
@@ -584,12 +626,9 @@ def _convert(
     ]
     graph_outputs: list[TensorInfo] = []
     input_set = {t.name for t in graph_inputs}
+    structured = _output_names(ep, len(user_outputs))
     for i, a in enumerate(user_outputs):
-        want = (
-            output_names[i]
-            if output_names and i < len(output_names)
-            else ("output" if len(user_outputs) == 1 else f"output_{i}")
-        )
+        want = output_names[i] if output_names and i < len(output_names) else structured[i]
         cx.scope = ""
         name = cx.t(a) if a is not None else None
         if name is None:
@@ -623,6 +662,41 @@ def _convert(
     graph = Graph(nodes=nodes, inputs=graph_inputs, outputs=graph_outputs, value_info=value_info)
     graph.name = type(module).__name__
     return Model(graph=graph)
+
+
+def _output_names(ep: Any, count: int) -> list[str]:
+    """Output names from the module's output structure: dict keys and ``ModelOutput`` fields, joined by ``.``
+    when nested (``hidden_states.0``); ``output`` / ``output_<i>`` where the structure has no names."""
+    default = ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+    spec = getattr(getattr(ep, "call_spec", None), "out_spec", None)
+    if spec is None:
+        return default
+    paths: list[list[Any]] = []
+
+    def walk(s: Any, path: list[Any]) -> None:
+        if s.is_leaf():
+            paths.append(path)
+            return
+        children = s.children() if callable(getattr(s, "children", None)) else s.children_specs
+        ctx = s.context
+        if isinstance(ctx, (list, tuple)) and len(ctx) == len(children) and all(isinstance(k, str) for k in ctx):
+            keys: list[Any] = list(ctx)
+        elif isinstance(getattr(ctx, "_fields", None), tuple) and len(ctx._fields) == len(children):
+            keys = list(ctx._fields)  # a namedtuple
+        else:
+            keys = list(range(len(children)))
+        for k, c in zip(keys, children, strict=True):
+            walk(c, [*path, k])
+
+    walk(spec, [])
+    if len(paths) != count:
+        return default
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, path in enumerate(paths):
+        name = ".".join(str(k) for k in path) if any(isinstance(k, str) for k in path) else default[i]
+        names.append(unique_name(name, seen))
+    return names
 
 
 def _sym_label(d: Any, cx: Exporter, inputs: list[TensorInfo]) -> str:
