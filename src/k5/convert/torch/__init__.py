@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from k5.convert.torch import import_extra  # noqa: F401 - registers its to_torch builders
+from k5.convert.torch import export_aten, export_modules, export_shape, import_extra  # noqa: F401 - fill the tables
 from k5.convert.torch.exporter import from_torch, save_torch
 from k5.convert.torch.importer import to_torch
 from k5.convert.torch.registry import supported
