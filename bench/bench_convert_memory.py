@@ -76,6 +76,29 @@ def from_torch_setup(workdir: str, mb: int) -> tuple[Any, int]:
     return (module, torch.randn(2, 2048)), size
 
 
+def from_torch_functional_setup(workdir: str, mb: int) -> tuple[Any, int]:
+    """The same weights used through ``F.linear`` (as transformers' GPT-2 ``Conv1D`` does): they become
+    ``Constant`` nodes rather than layers."""
+    import torch
+    from torch import nn
+
+    import k5.convert.torch  # noqa: F401 - import cost is not the conversion's
+
+    class Functional(nn.Module):
+        def __init__(self, layers: nn.Sequential) -> None:
+            super().__init__()
+            self.weights = nn.ParameterList([m.weight for m in layers if isinstance(m, nn.Linear)])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for w in self.weights:
+                x = torch.relu(nn.functional.linear(x, w))
+            return x
+
+    module = Functional(_mlp(mb)).eval()
+    size = sum(p.numel() * p.element_size() for p in module.parameters())
+    return (module, torch.randn(2, 2048)), size
+
+
 def from_torch_run(state: Any, workdir: str) -> None:
     import k5
 
@@ -85,7 +108,13 @@ def from_torch_run(state: Any, workdir: str) -> None:
 
 
 SCENARIOS = [
-    Scenario("from_torch", "k5.from_torch + k5.save of an nn.Module", from_torch_setup, from_torch_run),
+    Scenario("from_torch", "k5.from_torch + k5.save, nn.Linear layers", from_torch_setup, from_torch_run),
+    Scenario(
+        "from_torch_functional",
+        "k5.from_torch + k5.save, weights used by F.linear",
+        from_torch_functional_setup,
+        from_torch_run,
+    ),
 ]
 
 

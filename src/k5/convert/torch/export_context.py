@@ -134,7 +134,7 @@ class Exporter:
         key = (str(arr.dtype), arr.tobytes(), arr.shape) if small else None
         if key is not None and key in self._const_cache:
             return self._const_cache[key]
-        value = np.array(arr, order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
+        value = np.asarray(arr, order="C")  # shares a C-contiguous tensor's memory (weights are not copied)
         out = self.add1("Constant", [], weights={"value": value}, id=hint, own=own)
         if key is not None:
             self._const_cache[key] = out
