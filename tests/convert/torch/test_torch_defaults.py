@@ -43,11 +43,19 @@ class FixedBatch(nn.Module):
 def test_batch_falls_back_to_static_with_a_warning() -> None:
     from k5.convert.torch import from_torch
 
-    with pytest.warns(UserWarning, match=r"FixedBatch: the batch dimension stays static"):
+    with pytest.warns(UserWarning, match=r"FixedBatch: the batch dimension stays static \(.*specialized"):
         model = from_torch(FixedBatch(), (torch.randn(4, 6),))
     assert model.graph.inputs[0].shape == [4, 6]
     x = torch.randn(4, 6)
     assert_close(k5.run(model, [x.numpy()])["output"], FixedBatch()(x).numpy())
+
+
+def test_an_example_batch_of_one_stays_static_with_a_warning() -> None:
+    from k5.convert.torch import from_torch
+
+    with pytest.warns(UserWarning, match=r"batch size is 1.*batch of 2 or more"):
+        model = from_torch(_mlp(), (torch.randn(1, 6),))
+    assert model.graph.inputs[0].shape == [1, 6]
 
 
 def test_dynamic_batch_false_keeps_sizes_static() -> None:

@@ -182,16 +182,21 @@ def _export_with_batch(
     batch = _batch_shapes(args) if dynamic_shapes is None and dynamic_batch else None
     if batch is None:
         return _export(module, args, dynamic_shapes, fqns), dynamic_shapes
-    try:
-        return _export(module, args, batch, fqns), batch
-    except ConversionError as e:
-        reason = str(e.__cause__ or e).strip().splitlines()[0][:300]
-        warnings.warn(
-            f"{type(module).__name__}: the batch dimension stays static (torch.export could not keep dimension 0 "
-            f"free: {reason}); pass dynamic_shapes to choose the dynamic dimensions",
-            stacklevel=3,
-        )
-        return _export(module, args, None, fqns), None
+    size = next(a.shape[0] for a, spec in zip(args, batch, strict=True) if spec is not None)
+    if size == 1:
+        reason = "the example's batch size is 1, which torch.export specialises; give an example batch of 2 or more"
+    else:
+        try:
+            return _export(module, args, batch, fqns), batch
+        except ConversionError as e:
+            lines = [ln.strip(" -") for ln in str(e.__cause__ or e).strip().splitlines()]
+            reason = next((ln for ln in lines if "specialized" in ln), lines[0])[:300]
+    warnings.warn(
+        f"{type(module).__name__}: the batch dimension stays static ({reason}); pass dynamic_shapes to choose the "
+        "dynamic dimensions, or dynamic_batch=False to silence this",
+        stacklevel=3,
+    )
+    return _export(module, args, None, fqns), None
 
 
 def _validation_pair(model: Model, args: tuple[Any, ...], reference: Any) -> ValidationPair:
