@@ -4,7 +4,8 @@ No weights are downloaded. Each builder returns ``(module, example_inputs, dynam
 the module is exported at ``example_inputs`` and checked at ``other_inputs`` (another batch size and, for token
 models, another sequence length). Generation models are built with ``use_cache=False`` (KV-free logits): a
 ``DynamicCache`` in the output is not a tensor. ``attn_implementation="eager"`` is not needed: the default (sdpa)
-exports as is.
+exports as is. The ``_padded`` variants also take an attention mask that pads some rows (GPT-2 is left out: its
+second positional parameter is ``past_key_values``).
 """
 
 from __future__ import annotations
@@ -94,8 +95,26 @@ def vit(scale: int = 1) -> Any:
     return module, (x,), ({0: Dim("batch")},), (other,)
 
 
+def _padded(build: Callable[[int], Any]) -> Callable[[int], Any]:
+    """The same model called with an attention mask (``forward(input_ids, attention_mask)``) that pads some rows."""
+
+    def padded(scale: int = 1) -> Any:
+        from torch.export import Dim
+
+        module, (ids,), _, (other,) = build(scale)
+        mask, other_mask = torch.ones_like(ids), torch.ones_like(other)
+        mask[0, -3:] = 0
+        other_mask[1, -2:] = 0
+        batch, seq = Dim("batch"), Dim("seq", max=64)
+        dyn = ({0: batch, 1: seq}, {0: batch, 1: seq})
+        return module, (ids, mask), dyn, (other, other_mask)
+
+    return padded
+
+
 HF_ZOO: dict[str, Callable[..., Any]] = {
     "bert": bert, "gpt2": gpt2, "llama": llama, "t5_encoder": t5_encoder, "vit": vit,
+    "bert_padded": _padded(bert), "llama_padded": _padded(llama), "t5_encoder_padded": _padded(t5_encoder),
 }  # fmt: skip
 
 

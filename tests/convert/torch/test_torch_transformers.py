@@ -71,6 +71,9 @@ OUTPUT_NAMES = {
     "llama": ["logits"],
     "t5_encoder": ["last_hidden_state"],
     "vit": ["last_hidden_state", "pooler_output"],
+    "bert_padded": ["last_hidden_state", "pooler_output"],
+    "llama_padded": ["logits"],
+    "t5_encoder_padded": ["last_hidden_state"],
 }
 
 
