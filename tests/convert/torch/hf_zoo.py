@@ -1,11 +1,12 @@
 """Small ``transformers`` models for the converter tests: built from tiny configs, random init, fixed seeds, eval mode.
 
-No weights are downloaded. Each builder returns ``(module, example_inputs, dynamic_shapes, other_inputs)``:
-the module is exported at ``example_inputs`` and checked at ``other_inputs`` (another batch size and, for token
-models, another sequence length). Generation models are built with ``use_cache=False`` (KV-free logits): a
-``DynamicCache`` in the output is not a tensor. ``attn_implementation="eager"`` is not needed: the default (sdpa)
-exports as is. The ``_padded`` variants also take an attention mask that pads some rows (GPT-2 is left out: its
-second positional parameter is ``past_key_values``).
+No weights are downloaded. Each builder returns ``(module, example_inputs, dynamic_shapes, other_inputs)``, the
+inputs as a tuple or as a dict of keyword inputs: the module is exported at ``example_inputs`` and checked at
+``other_inputs`` (another batch size and, for token models, another sequence length). Generation models are built
+with ``use_cache=False`` (KV-free logits): a ``DynamicCache`` in the output is not a tensor.
+``attn_implementation="eager"`` is not needed: the default (sdpa) exports as is. The ``_padded`` variants also take
+an attention mask that pads some rows (GPT-2's as a keyword input: its second positional parameter is
+``past_key_values``).
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def vit(scale: int = 1) -> Any:
     return module, (x,), ({0: Dim("batch")},), (other,)
 
 
-def _padded(build: Callable[[int], Any]) -> Callable[[int], Any]:
-    """The same model called with an attention mask (``forward(input_ids, attention_mask)``) that pads some rows."""
+def _padded(build: Callable[[int], Any], keywords: bool = False) -> Callable[[int], Any]:
+    """The same model called with an attention mask that pads some rows: ``forward(input_ids, attention_mask)``,
+    or with ``keywords`` as ``forward(input_ids=..., attention_mask=...)`` (example inputs given as a dict)."""
 
     def padded(scale: int = 1) -> Any:
         from torch.export import Dim
@@ -106,6 +108,10 @@ def _padded(build: Callable[[int], Any]) -> Callable[[int], Any]:
         mask[0, -3:] = 0
         other_mask[1, -2:] = 0
         batch, seq = Dim("batch"), Dim("seq", max=64)
+        if keywords:
+            dyn: Any = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+            example = {"input_ids": ids, "attention_mask": mask}
+            return module, example, dyn, {"input_ids": other, "attention_mask": other_mask}
         dyn = ({0: batch, 1: seq}, {0: batch, 1: seq})
         return module, (ids, mask), dyn, (other, other_mask)
 
@@ -115,6 +121,7 @@ def _padded(build: Callable[[int], Any]) -> Callable[[int], Any]:
 HF_ZOO: dict[str, Callable[..., Any]] = {
     "bert": bert, "gpt2": gpt2, "llama": llama, "t5_encoder": t5_encoder, "vit": vit,
     "bert_padded": _padded(bert), "llama_padded": _padded(llama), "t5_encoder_padded": _padded(t5_encoder),
+    "gpt2_padded": _padded(gpt2, keywords=True),
 }  # fmt: skip
 
 

@@ -127,3 +127,26 @@ def test_output_names_argument_wins() -> None:
 
     model = from_torch(Structured("dict").eval(), (torch.randn(3, 6),), output_names=["a", "b", "c"])
     assert [t.name for t in model.graph.outputs] == ["a", "b", "c"]
+
+
+def test_keyword_inputs_are_named_and_batched() -> None:
+    from k5.convert.torch import from_torch
+
+    class Masked(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+            y = self.fc(x) * scale
+            return y if mask is None else y * mask
+
+    torch.manual_seed(0)
+    module = Masked().eval()
+    g = torch.Generator().manual_seed(1)
+    model = from_torch(module, {"mask": torch.rand(4, 3, generator=g), "x": torch.randn(4, 6, generator=g)})
+    assert [(t.name, t.shape) for t in model.graph.inputs] == [("mask", ["batch", 3]), ("x", ["batch", 6])]
+    x, mask = torch.randn(2, 6, generator=g), torch.rand(2, 3, generator=g)
+    with torch.no_grad():
+        want = module(x, mask=mask).numpy()
+    assert_close(k5.run(model, {"x": x.numpy(), "mask": mask.numpy()})["output"], want)

@@ -31,8 +31,9 @@ def _converted(name: str, scale: int = 1) -> Any:
         module, example, dyn, other = build_hf(name, scale)
         model = from_torch(module, example, dynamic_shapes=dyn)
         with torch.no_grad():
-            out = module(*other)
+            out = module(**other) if isinstance(other, dict) else module(*other)
         ref = [t.numpy() for t in torch.utils._pytree.tree_leaves(out)]
+        other = tuple(other.values()) if isinstance(other, dict) else other
         _CACHE[(name, scale)] = (model, other, ref)
     return _CACHE[(name, scale)]
 
@@ -74,6 +75,7 @@ OUTPUT_NAMES = {
     "bert_padded": ["last_hidden_state", "pooler_output"],
     "llama_padded": ["logits"],
     "t5_encoder_padded": ["last_hidden_state"],
+    "gpt2_padded": ["logits"],
 }
 
 
@@ -81,6 +83,8 @@ OUTPUT_NAMES = {
 def test_outputs_are_named_by_model_output_fields(name: str) -> None:
     model, _, _ = _converted(name)
     assert [t.name for t in model.graph.outputs] == OUTPUT_NAMES[name]
+    if name.endswith("_padded"):
+        assert [t.name for t in model.graph.inputs] == ["input_ids", "attention_mask"]
     assert model.graph.inputs[0].shape is not None and model.graph.inputs[0].shape[0] == "batch"
 
 

@@ -56,18 +56,45 @@ IGNORED = {
 }  # fmt: skip
 
 
-def _dynamic_names(module: Any, example: Sequence[Any], dynamic_shapes: Any) -> list[dict[int, str]]:
-    """Per positional input, axis -> dimension name from ``torch.export.Dim`` objects in ``dynamic_shapes``."""
-    out: list[dict[int, str]] = [{} for _ in example]
+@dataclass
+class _Example:
+    """The example inputs: positional ``args`` and keyword ``kwargs``, and the tensors among them in the order
+    ``torch.export`` makes them graph inputs (positional first, then keywords in the order given), with names."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    names: list[str]  # the forward parameter name of each tensor input
+    tensors: list[Any]
+
+    @classmethod
+    def of(cls, module: Any, example_inputs: Any) -> _Example:
+        import torch
+
+        if isinstance(example_inputs, Mapping):
+            args: tuple[Any, ...] = ()
+            kwargs = dict(example_inputs)
+        elif isinstance(example_inputs, (tuple, list)):
+            args, kwargs = tuple(example_inputs), {}
+        else:
+            args, kwargs = (example_inputs,), {}
+        params = [p for p in inspect.signature(module.forward).parameters if p != "self"]
+        named = [(params[i] if i < len(params) else f"input_{i}", a) for i, a in enumerate(args)]
+        named += list(kwargs.items())
+        tensors = [(n, v) for n, v in named if isinstance(v, torch.Tensor)]
+        return cls(args, kwargs, [n for n, _ in tensors], [v for _, v in tensors])
+
+
+def _dynamic_names(example: _Example, dynamic_shapes: Any) -> list[dict[int, str]]:
+    """Per tensor input, axis -> dimension name from ``torch.export.Dim`` objects in ``dynamic_shapes``."""
+    out: list[dict[int, str]] = [{} for _ in example.tensors]
     if dynamic_shapes is None:
         return out
     specs: list[Any]
     if isinstance(dynamic_shapes, Mapping):
-        params = [p for p in inspect.signature(module.forward).parameters]
-        specs = [dynamic_shapes.get(p) for p in params[: len(example)]]
+        specs = [dynamic_shapes.get(name) for name in example.names]
     else:
         specs = list(dynamic_shapes)
-    for i, spec in enumerate(specs[: len(example)]):
+    for i, spec in enumerate(specs[: len(out)]):
         items = spec.items() if isinstance(spec, Mapping) else enumerate(spec or [])
         for axis, dim in items:
             name = getattr(dim, "__name__", None)
@@ -76,23 +103,24 @@ def _dynamic_names(module: Any, example: Sequence[Any], dynamic_shapes: Any) -> 
     return out
 
 
-def _batch_shapes(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """``dynamic_shapes`` naming dimension 0 ``batch`` in every tensor input whose dim 0 has the first one's size."""
-    import torch
+def _batch_shapes(example: _Example) -> Any:
+    """``dynamic_shapes`` naming dimension 0 ``batch`` in every tensor input whose dim 0 has the first one's size
+    (a tuple for positional inputs, a dict by parameter name when there are keyword inputs); None if no input has
+    a dimension 0."""
     from torch.export import Dim
 
-    tensors = [a for a in args if isinstance(a, torch.Tensor) and a.dim() > 0]
-    if not tensors:
+    ranked = [t for t in example.tensors if t.dim() > 0]
+    if not ranked:
         return None
-    size = tensors[0].shape[0]
+    size = ranked[0].shape[0]
     batch = Dim("batch")
-    specs = tuple(
-        {0: batch} if isinstance(a, torch.Tensor) and a.dim() > 0 and a.shape[0] == size else None for a in args
-    )
-    return specs
+    specs = [{0: batch} if t.dim() > 0 and t.shape[0] == size else None for t in example.tensors]
+    if not example.kwargs:
+        return tuple(specs)
+    return dict(zip(example.names, specs, strict=True))
 
 
-def _export(module: Any, args: tuple[Any, ...], dynamic_shapes: Any, fqns: Sequence[str]) -> Any:
+def _export(module: Any, example: _Example, dynamic_shapes: Any, fqns: Sequence[str]) -> Any:
     import torch
 
     try:
@@ -105,7 +133,12 @@ def _export(module: Any, args: tuple[Any, ...], dynamic_shapes: Any, fqns: Seque
             # nn.RNNBase re-assigns its _flat_weights list during capture; harmless here
             warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights")
             return torch.export.export(
-                module, args, dynamic_shapes=dynamic_shapes, strict=False, preserve_module_call_signature=tuple(fqns)
+                module,
+                example.args,
+                kwargs=example.kwargs or None,
+                dynamic_shapes=dynamic_shapes,
+                strict=False,
+                preserve_module_call_signature=tuple(fqns),
             )
     except Exception as e:
         if isinstance(e, ConversionError):
@@ -129,11 +162,14 @@ def from_torch(
 ) -> Model:
     """Convert ``module`` (an ``nn.Module``) into a k5 :class:`Model`.
 
-    ``example_inputs``: a tensor or a tuple of positional inputs. The batch is dynamic by default: dimension 0 of
-    every tensor input whose dimension 0 has the first input's size is named ``batch`` and left free (pass
-    ``dynamic_batch=False`` to keep every size static); where ``torch.export`` cannot keep it free, the model is
-    exported with static sizes and a warning says so. ``dynamic_shapes``, as for ``torch.export.export``, replaces
-    that default (``torch.export.Dim("seq")`` names the dimension in the file).
+    ``example_inputs``: a tensor, a tuple of positional inputs, or a dict of keyword inputs (e.g.
+    ``{"input_ids": ids, "attention_mask": mask}``; the graph inputs follow its order).
+
+    The batch is dynamic by default: dimension 0 of every tensor input whose dimension 0 has the first input's size
+    is named ``batch`` and left free (pass ``dynamic_batch=False`` to keep every size static); where
+    ``torch.export`` cannot keep it free, the model is exported with static sizes and a warning says so.
+    ``dynamic_shapes``, as for ``torch.export.export``, replaces that default (``torch.export.Dim("seq")`` names
+    the dimension in the file).
 
     Inputs are named by ``input_names`` or by the ``forward`` parameters; outputs by ``output_names`` or by the
     module's output structure (dict keys, ``ModelOutput`` fields such as ``logits``), else ``output`` for a single
@@ -146,23 +182,23 @@ def from_torch(
     """
     import torch
 
-    args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    example = _Example.of(module, example_inputs)
     was_training = module.training
     module.eval()
     try:
         layers = layer_candidates(module)
-        ep, dynamic_shapes = _export_with_batch(module, args, dynamic_shapes, dynamic_batch, list(layers))
+        ep, dynamic_shapes = _export_with_batch(module, example, dynamic_shapes, dynamic_batch, list(layers))
         with torch.no_grad():
-            reference = module(*args) if validation else None
+            reference = module(*example.args, **example.kwargs) if validation else None
     finally:
         module.train(was_training)
-    model = _convert(ep, module, layers, args, dynamic_shapes, input_names, output_names)
+    model = _convert(ep, module, layers, example, dynamic_shapes, input_names, output_names)
     if metadata is not None:
         model.metadata = metadata
     if not model.metadata.producer:
         model.metadata.producer = f"k5 / torch {torch.__version__}"
     if reference is not None:
-        model.validation = _validation_pair(model, args, reference)
+        model.validation = _validation_pair(model, example, reference)
     return model
 
 
@@ -176,18 +212,18 @@ def save_torch(module: Any, path: Any, example_inputs: Any, **kwargs: Any) -> Mo
 
 
 def _export_with_batch(
-    module: Any, args: tuple[Any, ...], dynamic_shapes: Any, dynamic_batch: bool, fqns: list[str]
+    module: Any, example: _Example, dynamic_shapes: Any, dynamic_batch: bool, fqns: list[str]
 ) -> tuple[Any, Any]:
     """Phase 1: ``torch.export`` with the given dynamic shapes, else a dynamic ``batch`` (static as a fallback)."""
-    batch = _batch_shapes(args) if dynamic_shapes is None and dynamic_batch else None
+    batch = _batch_shapes(example) if dynamic_shapes is None and dynamic_batch else None
     if batch is None:
-        return _export(module, args, dynamic_shapes, fqns), dynamic_shapes
-    size = next(a.shape[0] for a, spec in zip(args, batch, strict=True) if spec is not None)
+        return _export(module, example, dynamic_shapes, fqns), dynamic_shapes
+    size = next(t.shape[0] for t in example.tensors if t.dim() > 0)
     if size == 1:
         reason = "the example's batch size is 1, which torch.export specialises; give an example batch of 2 or more"
     else:
         try:
-            return _export(module, args, batch, fqns), batch
+            return _export(module, example, batch, fqns), batch
         except ConversionError as e:
             lines = [ln.strip(" -") for ln in str(e.__cause__ or e).strip().splitlines()]
             reason = next((ln for ln in lines if "specialized" in ln), lines[0])[:300]
@@ -196,16 +232,16 @@ def _export_with_batch(
         "dynamic dimensions, or dynamic_batch=False to silence this",
         stacklevel=3,
     )
-    return _export(module, args, None, fqns), None
+    return _export(module, example, None, fqns), None
 
 
-def _validation_pair(model: Model, args: tuple[Any, ...], reference: Any) -> ValidationPair:
+def _validation_pair(model: Model, example: _Example, reference: Any) -> ValidationPair:
     """The example inputs and the module's outputs for them (copies: the caller may reuse its tensors)."""
     import torch
 
     flat = torch.utils._pytree.tree_leaves(reference)
     return ValidationPair(
-        inputs={t.name: to_numpy(a).copy() for t, a in zip(model.graph.inputs, args, strict=True)},
+        inputs={t.name: to_numpy(a).copy() for t, a in zip(model.graph.inputs, example.tensors, strict=True)},
         outputs={t.name: to_numpy(v).copy() for t, v in zip(model.graph.outputs, flat, strict=True)},
     )
 
@@ -223,7 +259,7 @@ def _convert(
     ep: Any,
     module: Any,
     layers: dict[str, Any],
-    args: tuple[Any, ...],
+    example: _Example,
     dynamic_shapes: Any,
     input_names: Sequence[str] | None,
     output_names: Sequence[str] | None,
@@ -232,7 +268,7 @@ def _convert(
     cx.fx_nodes = {n.name: n for n in ep.graph.nodes}
     cx.reserved = set(ep.state_dict) | set(ep.constants)
     cx.leaf_paths = {p for p, m in module.named_modules() if p and not any(True for _ in m.children())}
-    dim_names = _dynamic_names(module, args, dynamic_shapes)
+    dim_names = _dynamic_names(example, dynamic_shapes)
     graph_inputs = _bind_inputs(cx, ep, dim_names, input_names)
     plan = _plan(cx, ep, layers, type(module).__name__)
     _convert_nodes(cx, ep, plan, layers)
