@@ -9,7 +9,9 @@ How it works:
    converted as a whole by its module converter (one k5 node named by the module path, owning the module's
    weights), reading the call's real arguments from the preserved call signature.
 3. Every other node is mapped by its ATen converter. Nodes that do not depend on the graph inputs are evaluated
-   now (constant folding); parameters used outside a converted layer become ``Constant`` nodes named by their path.
+   now (constant folding); parameters used outside a converted layer become ``Constant`` nodes named by their path
+   (sharing the tensor's memory). A node that reads a converted layer's output (a layer called on constants, such
+   as T5's relative-position ``Embedding``) cannot be folded and is converted instead.
 4. Symbolic sizes (dynamic shapes) become int64 ``[1]`` tensors computed from the ``Shape`` of a graph input.
 
 The exported model records a validation pair: the example inputs and the module's outputs for them.
