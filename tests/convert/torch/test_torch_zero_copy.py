@@ -99,3 +99,26 @@ def test_compressed_weights_are_copied_and_still_private(saved: tuple[Path, Net,
         assert_close(k5.run(model, {model.input_names()[0]: x.numpy()})[model.output_names()[0]],
                      net(x).detach().numpy())  # fmt: skip
     assert _sha256(packed) == digest
+
+
+class FunctionalWeights(torch.nn.Module):
+    """Weights read through F.linear (as transformers' GPT-2 Conv1D does): they become Constant nodes, not layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(6, 4))
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(torch.nn.functional.linear(x, self.w))
+
+
+def test_from_torch_shares_parameter_memory() -> None:
+    """from_torch does not copy weights: layer weights and Constant values view the module's own tensors."""
+    torch.manual_seed(0)
+    module = FunctionalWeights().eval()
+    model = from_torch(module, (torch.randn(2, 4),))
+    const = next(nd for nd in model.graph.nodes if nd.op == "Constant" and nd.id == "w")
+    layer = model.graph.node("fc")
+    assert np.shares_memory(const.weights["value"], module.w.detach().numpy())
+    assert np.shares_memory(layer.weights["weight"], module.fc.weight.detach().numpy())

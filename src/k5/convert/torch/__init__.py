@@ -21,6 +21,7 @@ from typing import Any
 from k5.convert.torch import (  # noqa: F401 - registrations
     export_aten,
     export_modules,
+    export_shape,
     import_elementwise,
     import_layers,
     import_reduce,

@@ -1,7 +1,8 @@
 """ATen converters: one FX node of an exported program (outside any converted layer) -> k5 ops.
 
 Each converter is ``fn(cx, node) -> value`` (a k5 tensor name, a list of them, or a python value). Arguments are
-read by their ATen schema names with :func:`args`.
+read by their ATen schema names with :func:`args`. Shape and indexing ops are in :mod:`.export_shape`, which
+shares the helpers here (:func:`args`, :func:`cast`, :func:`operand`, :func:`reg`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from typing import Any
 import numpy as np
 
 from k5.convert.torch.dtypes import k5_dtype
-from k5.convert.torch.exporter import Const, Exporter, Sym
+from k5.convert.torch.export_context import ExportConst, Exporter, Sym
 from k5.convert.torch.registry import ATEN_EXPORTERS
 from k5.errors import ConversionError
 
-__all__ = ["args"]
-
-INT64_MAX = 2**63 - 1
+__all__ = ["args", "cast", "operand", "reg"]
 
 
 def reg(*names: str, produces: list[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -59,7 +58,7 @@ def cast(cx: Exporter, name: str, dtype: str, have: str | None = None) -> str:
 
 def operand(cx: Exporter, a: Any, dtype: str) -> str:
     """An operand converted to ``dtype``: python scalars become constants of that dtype, tensors are cast."""
-    v = cx.value(a) if not isinstance(a, (str, Const, Sym)) else a
+    v = cx.value(a) if not isinstance(a, (str, ExportConst, Sym)) else a
     if isinstance(v, (bool, int, float)):
         return cx.const(np.asarray(v), cx.scoped("scalar"), dtype=dtype)
     name = cx.t(v)
@@ -171,6 +170,7 @@ _BINARY = {
     "pow.Tensor_Tensor": "Pow", "maximum.default": "Max", "minimum.default": "Min", "remainder.Tensor": "Mod",
     "remainder.Scalar": "Mod", "logical_and.default": "And", "logical_or.default": "Or",
     "bitwise_and.Tensor": "And", "bitwise_or.Tensor": "Or", "logical_xor.default": "Xor",
+    "max.other": "Max", "min.other": "Min", "fmax.default": "Max", "fmin.default": "Min",
 }  # fmt: skip
 
 
@@ -422,7 +422,7 @@ def sdpa(cx: Exporter, n: Any) -> Any:
         lq, lk = fq.shape[-2], fk.shape[-2]
         if not (isinstance(lq, int) and isinstance(lk, int)):
             raise ConversionError("scaled_dot_product_attention(is_causal=True) with dynamic sequence lengths")
-        mask = Const(_causal(lq, lk), cx.scoped("causal"))
+        mask = ExportConst(_causal(lq, lk), cx.scoped("causal"))
     if mask is not None:
         fm = cx.fake(mask)
         m = cx.t(mask)
@@ -530,300 +530,5 @@ def argmax(cx: Exporter, n: Any) -> Any:
 @reg("cumsum.default", produces=["CumSum"])
 def cumsum(cx: Exporter, n: Any) -> Any:
     a = args(n)
-    return cx.add1("CumSum", [cx.t(a["self"]), cx.const(np.asarray(int(a["dim"]), np.int64), cx.scoped("axis"))])
-
-
-# --- shape and data movement -------------------------------------------------------------------------------------
-@reg("view.default", "reshape.default", "_unsafe_view.default", "flatten.using_ints", "unflatten.int",
-     produces=["Reshape"])  # fmt: skip
-def reshape(cx: Exporter, n: Any) -> Any:
-    src = n.args[0]
-    out = n.meta["val"]
-    if list(out.shape) == list(cx.fake(src).shape):
-        return cx.t(src)
-    dims = cx.reshape_dims(src, list(out.shape))
-    shape = dims if isinstance(dims, str) else cx.ints(dims)
-    return cx.add1("Reshape", [cx.t(src), shape])
-
-
-@reg("permute.default", produces=["Transpose"])
-def permute(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["self"])
-    perm = [_axis(d, rank) for d in a["dims"]]
-    if perm == list(range(rank)):
-        return cx.t(a["self"])
-    return cx.add1("Transpose", [cx.t(a["self"])], attrs={"perm": perm})
-
-
-@reg("transpose.int", produces=["Transpose"])
-def transpose(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["self"])
-    perm = list(range(rank))
-    d0, d1 = _axis(a["dim0"], rank), _axis(a["dim1"], rank)
-    if d0 == d1:
-        return cx.t(a["self"])
-    perm[d0], perm[d1] = perm[d1], perm[d0]
-    return cx.add1("Transpose", [cx.t(a["self"])], attrs={"perm": perm})
-
-
-@reg("t.default", "numpy_T.default", produces=["Transpose"])
-def t(cx: Exporter, n: Any) -> Any:
-    rank = cx.rank(n.args[0])
-    if rank < 2:
-        return cx.t(n.args[0])
-    return cx.add1("Transpose", [cx.t(n.args[0])], attrs={"perm": list(reversed(range(rank)))})
-
-
-@reg("unsqueeze.default", produces=["Unsqueeze"])
-def unsqueeze(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    d = _axis(a["dim"], cx.rank(a["self"]) + 1)
-    return cx.add1("Unsqueeze", [cx.t(a["self"]), cx.ints([d])])
-
-
-@reg("squeeze.dim", "squeeze.dims", "squeeze.default", produces=["Squeeze"])
-def squeeze(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    fake = cx.fake(a["self"])
-    rank = fake.dim()
-    dims = a.get("dim", None)
-    if dims is None:
-        dims = range(rank)
-    dims = [dims] if isinstance(dims, int) else list(dims)
-    axes = [_axis(d, rank) for d in dims if fake.shape[_axis(d, rank)] == 1]
-    if not axes:
-        return cx.t(a["self"])
-    return cx.add1("Squeeze", [cx.t(a["self"]), cx.ints(axes)])
-
-
-@reg("select.int", produces=["Gather"])
-def select(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["self"])
-    idx = cx.value(a["index"]) if not isinstance(a["index"], int) else a["index"]
-    if isinstance(idx, int):
-        index = cx.const(np.asarray(idx, np.int64), cx.scoped("index"))
-    else:
-        index = cx.add1("Squeeze", [cx.t(idx), cx.ints([0])])
-    return cx.add1("Gather", [cx.t(a["self"]), index], attrs={"axis": _axis(a["dim"], rank)})
-
-
-@reg("index_select.default", produces=["Gather"])
-def index_select(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["self"])
-    return cx.add1("Gather", [cx.t(a["self"]), cx.t(a["index"])], attrs={"axis": _axis(a["dim"], rank)})
-
-
-def _bound(cx: Exporter, v: Any, default: int) -> Any:
-    v = cx.value(v) if not isinstance(v, (int, type(None))) else v
-    if v is None:
-        return default
-    if isinstance(v, Sym):
-        return v
-    return int(v)
-
-
-@reg("slice.Tensor", produces=["Slice"])
-def slice_(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    fake = cx.fake(a["self"])
-    rank = fake.dim()
-    d = _axis(a["dim"], rank)
-    start = _bound(cx, a["start"], 0)
-    end = _bound(cx, a["end"], INT64_MAX)
-    step = int(a["step"] or 1)
-    size = fake.shape[d]
-    if (
-        start == 0
-        and step == 1
-        and (end == INT64_MAX or (isinstance(end, int) and isinstance(size, int) and end >= size))
-    ):
-        return cx.t(a["self"])
-    starts = cx.shape_tensor([start])
-    ends = cx.shape_tensor([min(end, INT64_MAX) if isinstance(end, int) else end])
-    return cx.add1("Slice", [cx.t(a["self"]), starts, ends, cx.ints([d]), cx.ints([step])])
-
-
-@reg("narrow.default", produces=["Slice"])
-def narrow(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["self"])
-    d = _axis(a["dim"], rank)
-    start = _bound(cx, a["start"], 0)
-    length = _bound(cx, a["length"], 0)
-    if not isinstance(start, int) or not isinstance(length, int):
-        raise ConversionError("narrow with a run-time start or length")
-    ins = [cx.t(a["self"]), cx.ints([start]), cx.ints([start + length]), cx.ints([d])]
-    return cx.add1("Slice", ins)
-
-
-@reg("cat.default", "concat.default", produces=["Concat"])
-def cat(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    tensors = [x for x in a["tensors"] if cx.fake(x) is None or cx.fake(x).numel() != 0]
-    rank = cx.rank(tensors[0])
-    if len(tensors) == 1:
-        return cx.t(tensors[0])
-    dt = _out_dtype(n)
-    return cx.add1("Concat", [operand(cx, x, dt) for x in tensors], attrs={"axis": _axis(a["dim"], rank)})
-
-
-@reg("stack.default", produces=["Unsqueeze", "Concat"])
-def stack(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["tensors"][0]) + 1
-    d = _axis(a["dim"], rank)
-    parts = [cx.add1("Unsqueeze", [cx.t(x), cx.ints([d])]) for x in a["tensors"]]
-    return cx.add1("Concat", parts, attrs={"axis": d})
-
-
-@reg("split.Tensor", "split_with_sizes.default", "chunk.default", "unbind.int", "split.sizes",
-     "tensor_split.sections", produces=["Split", "Squeeze"])  # fmt: skip
-def split(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["self"])
-    d = _axis(a["dim"], rank)
-    outs = n.meta["val"]
-    sizes = [int(o.shape[d]) if "unbind" not in str(n.target) else 1 for o in outs]
-    names = cx.add(
-        "Split",
-        [cx.t(a["self"]), cx.ints(sizes)],
-        attrs={"axis": d},
-        outputs=len(sizes) if len(sizes) > 1 else 1,
-    )
-    if "unbind" in str(n.target):
-        names = [cx.add1("Squeeze", [x, cx.ints([d])]) for x in names]
-    for name, o in zip(names, outs, strict=True):
-        cx.meta[name] = o
-    return names
-
-
-@reg("expand.default", "expand_as.default", produces=["Expand"])
-def expand(cx: Exporter, n: Any) -> Any:
-    src = n.args[0]
-    shape = list(n.meta["val"].shape)
-    if shape == list(cx.fake(src).shape):
-        return cx.t(src)
-    return cx.add1("Expand", [cx.t(src), cx.shape_tensor(shape)])
-
-
-@reg("_to_copy.default", "to.dtype", "to.dtype_layout", "type_as.default", "to.device", produces=["Cast"])
-def to_dtype(cx: Exporter, n: Any) -> Any:
-    src = n.args[0]
-    want = _out_dtype(n)
-    have = k5_dtype(cx.fake(src).dtype)
-    return cast(cx, cx.t(src), want, have)
-
-
-@reg("tril.default", "triu.default", produces=["Trilu"])
-def trilu(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    upper = int("triu" in str(n.target))
-    k = cx.const(np.asarray(int(a["diagonal"]), np.int64), cx.scoped("k"))
-    return cx.add1("Trilu", [cx.t(a["self"]), k], attrs={"upper": upper})
-
-
-@reg("constant_pad_nd.default", "pad.default", produces=["Pad"])
-def pad(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    rank = cx.rank(a["self"])
-    torch_pads = [int(p) for p in a["pad"]]
-    begin, end = [0] * rank, [0] * rank
-    for i in range(len(torch_pads) // 2):
-        axis = rank - 1 - i
-        begin[axis], end[axis] = torch_pads[2 * i], torch_pads[2 * i + 1]
-    mode = a.get("mode", "constant") or "constant"
-    modes = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-    ins = [cx.t(a["self"]), cx.ints([*begin, *end])]
-    value = a.get("value")
-    if mode == "constant" and value:
-        ins.append(cx.const(np.asarray(value), cx.scoped("value"), dtype=_out_dtype(n)))
-    return cx.add1("Pad", ins, attrs={"mode": modes[mode]})
-
-
-def _fill(cx: Exporter, n: Any, value: float) -> Any:
-    out = n.meta["val"]
-    dt = k5_dtype(out.dtype)
-    from k5.format.dtypes import dtype_of
-
-    v = np.asarray([value]).astype(dtype_of(dt).numpy)
-    shape = cx.shape_tensor(list(out.shape))
-    return cx.add1("ConstantOfShape", [shape], weights={"value": v})
-
-
-@reg("zeros.default", "zeros_like.default", "new_zeros.default", "empty.memory_format", "empty_like.default",
-     "new_empty.default", produces=["ConstantOfShape"])  # fmt: skip
-def zeros(cx: Exporter, n: Any) -> Any:
-    return _fill(cx, n, 0)
-
-
-@reg("ones.default", "ones_like.default", "new_ones.default", produces=["ConstantOfShape"])
-def ones(cx: Exporter, n: Any) -> Any:
-    return _fill(cx, n, 1)
-
-
-@reg("full.default", "full_like.default", "new_full.default", produces=["ConstantOfShape"])
-def full(cx: Exporter, n: Any) -> Any:
-    return _fill(cx, n, float(args(n)["fill_value"]))
-
-
-@reg("arange.default", "arange.start", "arange.start_step", produces=["Range"])
-def arange(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    dt = _out_dtype(n)
-    start = a.get("start", 0) if "start" in a else 0
-    end = a["end"]
-    step = a.get("step", 1) or 1
-
-    def scalar(v: Any) -> str:
-        v = cx.value(v) if not isinstance(v, (int, float)) else v
-        if isinstance(v, Sym):
-            s = cx.add1("Squeeze", [cx.t(v), cx.ints([0])])
-            return cast(cx, s, dt, "int64")
-        return cx.const(np.asarray(v), cx.scoped("range"), dtype=dt)
-
-    return cx.add1("Range", [scalar(start), scalar(end), scalar(step)])
-
-
-@reg("pixel_shuffle.default", produces=["DepthToSpace"])
-def pixel_shuffle(cx: Exporter, n: Any) -> Any:
-    a = args(n)
-    return cx.add1("DepthToSpace", [cx.t(a["self"])], attrs={"blocksize": int(a["upscale_factor"]), "mode": "CRD"})
-
-
-def _resize(cx: Exporter, n: Any, mode: str) -> Any:
-    a = args(n)
-    out = n.meta["val"]
-    x = cx.t(a["input"])
-    sizes = cx.shape_tensor(list(out.shape))
-    attrs: dict[str, Any] = {"mode": mode}
-    if mode == "nearest":
-        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-    else:
-        align = bool(a.get("align_corners"))
-        attrs["coordinate_transformation_mode"] = "align_corners" if align else "pytorch_half_pixel"
-    scales = a.get("scale_factors")
-    if a.get("output_size") is None and scales is not None and mode == "nearest":
-        rank = out.dim()
-        sc = np.asarray([1.0, 1.0, *[float(s) for s in scales]][:rank], np.float32)
-        return cx.add1("Resize", [x, "", cx.const(sc, cx.scoped("scales"))], attrs=attrs)
-    return cx.add1("Resize", [x, "", "", sizes], attrs=attrs)
-
-
-@reg("upsample_nearest1d.vec", "upsample_nearest2d.vec", "upsample_nearest3d.vec", produces=["Resize"])
-def upsample_nearest(cx: Exporter, n: Any) -> Any:
-    return _resize(cx, n, "nearest")
-
-
-@reg("upsample_bilinear2d.vec", "upsample_linear1d.vec", "upsample_trilinear3d.vec", produces=["Resize"])
-def upsample_linear(cx: Exporter, n: Any) -> Any:
-    return _resize(cx, n, "linear")
-
-
-@reg("sym_size.int", "sym_numel.default", produces=[])
-def sym_size(cx: Exporter, n: Any) -> Any:
-    v = n.meta["val"]
-    return int(v) if isinstance(v, int) else Sym(v)
+    x = operand(cx, a["self"], _out_dtype(n))  # torch sums bool and small ints as int64
+    return cx.add1("CumSum", [x, cx.const(np.asarray(int(a["dim"]), np.int64), cx.scoped("axis"))])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from k5.convert.torch.exporter import Exporter
+from k5.convert.torch.export_context import Exporter
 from k5.convert.torch.registry import MODULE_EXPORTERS
 from k5.errors import ConversionError
 

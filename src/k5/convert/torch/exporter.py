@@ -9,31 +9,40 @@ How it works:
    converted as a whole by its module converter (one k5 node named by the module path, owning the module's
    weights), reading the call's real arguments from the preserved call signature.
 3. Every other node is mapped by its ATen converter. Nodes that do not depend on the graph inputs are evaluated
-   now (constant folding); parameters used outside a converted layer become ``Constant`` nodes named by their path.
+   now (constant folding); parameters used outside a converted layer become ``Constant`` nodes named by their path
+   (sharing the tensor's memory). A node that reads a converted layer's output (a layer called on constants, such
+   as T5's relative-position ``Embedding``) cannot be folded and is converted instead.
 4. Symbolic sizes (dynamic shapes) become int64 ``[1]`` tensors computed from the ``Shape`` of a graph input.
 
 The exported model records a validation pair: the example inputs and the module's outputs for them.
+
+The conversion runs in named phases (:func:`_convert`): bind the graph inputs, plan (what folds, which layer
+each node belongs to, what is unsupported), convert the nodes, bind the outputs, then prune and describe the graph.
+The converters live in :mod:`.export_aten`, :mod:`.export_shape` and :mod:`.export_modules`, registered in the
+tables of :mod:`.registry` when the package imports them; this driver reads the tables only.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from k5.convert.naming import unique_name
 from k5.convert.torch.dtypes import k5_dtype, to_numpy
-from k5.convert.torch.registry import ATEN_EXPORTERS, MODULE_EXPORTERS
-from k5.errors import ConversionError, UnsupportedOpsError
+from k5.convert.torch.export_calls import candidates as layer_candidates
+from k5.convert.torch.export_calls import convert_call, inferred_calls, stack_paths
+from k5.convert.torch.export_context import ExportConst, Exporter, Sym, aten_key
+from k5.convert.torch.export_fold import NotFoldableError, evaluate, functional_key, is_symbolic
+from k5.convert.torch.registry import ATEN_EXPORTERS
+from k5.errors import ConversionError, K5Error, UnsupportedOpsError
 from k5.format.model import Graph, Metadata, Model, Node, TensorInfo, ValidationPair
 
-__all__ = ["Const", "Exporter", "aten_key", "from_torch", "module_key", "save_torch"]
+__all__ = ["from_torch", "save_torch"]
 
 # ops that do nothing at inference time (or only re-lay memory): the value passes through unchanged
 PASSTHROUGH = {
@@ -49,297 +58,45 @@ IGNORED = {
 }  # fmt: skip
 
 
-_INPLACE = re.compile(r"^aten\.(\w+)_\.(\w+)$")
-
-
-def functional_key(key: str) -> str | None:
-    """``aten.relu_.default`` -> ``aten.relu.default`` (the value-returning twin of an in-place op)."""
-    m = _INPLACE.match(key)
-    return f"aten.{m.group(1)}.{m.group(2)}" if m else None
-
-
-def functional_target(target: Any) -> Any:
-    """The functional twin of an in-place ATen overload (or the target itself)."""
-    import torch
-
-    m = _INPLACE.match(aten_key(target))
-    if not m:
-        return target
-    return getattr(getattr(torch.ops.aten, m.group(1)), m.group(2))
-
-
-def module_key(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def aten_key(target: Any) -> str:
-    if isinstance(target, str):
-        return target
-    if callable(target) and getattr(target, "__module__", "") == "_operator":
-        return f"operator.{target.__name__}"
-    return str(target)
-
-
 @dataclass
-class Const:
-    """A tensor known at export time (a parameter, buffer, or a folded value); becomes a ``Constant`` on use."""
+class _Example:
+    """The example inputs: positional ``args`` and keyword ``kwargs``, and the tensors among them in the order
+    ``torch.export`` makes them graph inputs (positional first, then keywords in the order given), with names."""
 
-    value: Any  # torch.Tensor
-    hint: str
-    name: str | None = None  # the k5 tensor once materialised
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    names: list[str]  # the forward parameter name of each tensor input
+    tensors: list[Any]
 
+    @classmethod
+    def of(cls, module: Any, example_inputs: Any) -> _Example:
+        import torch
 
-@dataclass
-class Sym:
-    """A symbolic integer (dynamic size) known only at run time."""
-
-    value: Any  # torch.SymInt
-
-
-_ID_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
-
-
-class Exporter:
-    """The state of one conversion: emitted nodes, names, and what each FX value became."""
-
-    def __init__(self) -> None:
-        self.nodes: list[Node] = []
-        self.ids: set[str] = set()
-        self.names: set[str] = set()
-        self.env: dict[str, Any] = {}  # FX node name -> k5 tensor name | Const | Sym | python value | list
-        self.meta: dict[str, Any] = {}  # k5 tensor name -> fake tensor (shape/dtype) when known
-        self.scope = ""  # the module path the current FX node runs in
-        self.fx_nodes: dict[str, Any] = {}  # FX node name -> FX node
-        self.leaf_paths: set[str] = set()  # paths of modules without children
-        self.reserved: set[str] = set()  # parameter/buffer paths: only their own Constant may take these ids
-        self.sym_sources: dict[Any, tuple[str, int]] = {}  # sympy symbol -> (graph input, axis)
-        self._sym_cache: dict[str, str] = {}
-        self._const_cache: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
-
-    # -- naming ------------------------------------------------------------------------------------------------
-    def new_id(self, base: str, *, owner: bool = False) -> str:
-        """A unique node id from ``base``; ids reserved for parameters/buffers need ``owner=True``."""
-        base = _ID_BAD.sub("_", base.strip(".")) or "node"
-        return unique_name(base, self.ids, refused=None if owner else self.reserved.__contains__)
-
-    def new_name(self, base: str) -> str:
-        return unique_name(base, self.names)
-
-    def scoped(self, what: str) -> str:
-        return f"{self.scope}.{what}" if self.scope else what
-
-    # -- emitting ----------------------------------------------------------------------------------------------
-    def add(
-        self,
-        op: str,
-        inputs: Sequence[str | None],
-        *,
-        attrs: Mapping[str, Any] | None = None,
-        weights: Mapping[str, Any] | None = None,
-        id: str | None = None,
-        outputs: int | Sequence[str] = 1,
-        meta: Any = None,
-        own: bool = False,
-    ) -> list[str]:
-        """Append a node; returns its output tensor names. ``outputs``: a count, or output suffixes."""
-        if id is None and op != "Constant" and self.scope in self.leaf_paths and self.scope not in self.ids:
-            id = self.scope  # the only op of a leaf module (nn.ReLU, nn.GELU...) takes its path
-        node_id = self.new_id(id if id is not None else self.scoped(op.lower()), owner=own)
-        if isinstance(outputs, int):
-            suffixes = [""] if outputs == 1 else [f":{i}" for i in range(outputs)]
+        if isinstance(example_inputs, Mapping):
+            args: tuple[Any, ...] = ()
+            kwargs = dict(example_inputs)
+        elif isinstance(example_inputs, (tuple, list)):
+            args, kwargs = tuple(example_inputs), {}
         else:
-            suffixes = [f":{s}" for s in outputs]
-        outs = [self.new_name(node_id + s) for s in suffixes]
-        weights = {k: to_numpy(v) if not isinstance(v, np.ndarray) else v for k, v in (weights or {}).items()}
-        ins = [i or "" for i in inputs]
-        while ins and not ins[-1]:
-            ins.pop()
-        self.nodes.append(Node(node_id, op, ins, outs, dict(attrs or {}), weights))
-        if meta is not None and len(outs) == 1:
-            self.meta[outs[0]] = meta
-        return outs
-
-    def add1(self, op: str, inputs: Sequence[str | None], **kw: Any) -> str:
-        return self.add(op, inputs, **kw)[0]
-
-    def const(self, value: Any, hint: str = "const", *, dtype: str | None = None, own: bool = False) -> str:
-        """A ``Constant`` node holding ``value`` (array, tensor or python number/list); returns its output."""
-        if hasattr(value, "detach"):
-            arr = to_numpy(value)
-        else:
-            arr = np.asarray(value)
-            if dtype is None and arr.dtype == np.float64:
-                arr = arr.astype(np.float32)
-        if dtype is not None:
-            from k5.format.dtypes import dtype_of
-
-            arr = arr.astype(dtype_of(dtype).numpy)
-        small = arr.size <= 16
-        key = (str(arr.dtype), arr.tobytes(), arr.shape) if small else None
-        if key is not None and key in self._const_cache:
-            return self._const_cache[key]
-        value = np.array(arr, order="C")  # (np.ascontiguousarray would turn 0-d into 1-d)
-        out = self.add1("Constant", [], weights={"value": value}, id=hint, own=own)
-        if key is not None:
-            self._const_cache[key] = out
-        return out
-
-    def ints(self, values: Sequence[int], hint: str = "const") -> str:
-        return self.const(np.asarray(list(values), dtype=np.int64), hint)
-
-    # -- reading FX values -------------------------------------------------------------------------------------
-    def value(self, arg: Any) -> Any:
-        """An FX argument as what it became (k5 name, Const, Sym, python value); lists recursively."""
-        import torch.fx
-
-        if isinstance(arg, torch.fx.Node):
-            if arg.name not in self.env:
-                raise ConversionError(f"FX value {arg.name!r} is used outside the layer that computes it")
-            return self.env[arg.name]
-        if isinstance(arg, (list, tuple)):
-            return [self.value(a) for a in arg]
-        return arg
-
-    def t(self, arg: Any, *, dtype: str | None = None) -> str:
-        """An FX argument as a k5 tensor name (constants and symbolic sizes are materialised)."""
-        v = self.value(arg) if not isinstance(arg, (str, Const, Sym)) else arg
-        if isinstance(v, str):
-            return v
-        if isinstance(v, Const):
-            if v.name is None:
-                v.name = self.const(v.value, v.hint, own=v.hint in self.reserved)
-                self.meta[v.name] = v.value
-            return v.name
-        if isinstance(v, Sym):
-            return self.sym(v.value)
-        if isinstance(v, (bool, int, float)):
-            return self.const(np.asarray(v), self.scoped("scalar"), dtype=dtype)
-        if isinstance(v, list) and all(isinstance(x, (int, Sym)) for x in v):
-            return self.shape_tensor(v)
-        raise ConversionError(f"cannot use {v!r} as a tensor", where=f"module {self.scope or '(root)'}")
-
-    def fake(self, arg: Any) -> Any:
-        """The fake tensor (shape, dtype) of an FX node argument or a k5 tensor name."""
-        import torch.fx
-
-        if isinstance(arg, torch.fx.Node):
-            return arg.meta.get("val")
-        if isinstance(arg, Const):
-            return arg.value
-        if isinstance(arg, str):
-            return self.meta.get(arg)
-        return None
-
-    def rank(self, arg: Any) -> int:
-        f = self.fake(arg)
-        if f is None:
-            raise ConversionError(f"rank of {arg} is unknown", where=f"module {self.scope or '(root)'}")
-        return f.dim()
-
-    # -- symbolic sizes ----------------------------------------------------------------------------------------
-    def sym(self, s: Any) -> str:
-        """A SymInt (or int) as a k5 int64 tensor of shape [1]."""
-        import sympy
-
-        if isinstance(s, int):
-            return self.ints([s])
-        expr = s.node.expr if hasattr(s, "node") else s
-        return self._sym_expr(sympy.sympify(expr))
-
-    def _sym_expr(self, expr: Any) -> str:
-        import sympy
-
-        key = str(expr)
-        if key in self._sym_cache:
-            return self._sym_cache[key]
-        if expr.is_Integer:
-            out = self.ints([int(expr)])
-        elif expr.is_Symbol:
-            if expr not in self.sym_sources:
-                raise ConversionError(f"symbolic size {expr} does not come from an input shape")
-            name, axis = self.sym_sources[expr]
-            out = self.add1("Shape", [name], attrs={"start": axis, "end": axis + 1}, id=f"{name}.shape{axis}")
-        elif isinstance(expr, sympy.Add):
-            out = self._fold("Add", expr.args)
-        elif isinstance(expr, sympy.Mul):
-            out = self._fold("Mul", expr.args)
-        elif type(expr).__name__ == "FloorDiv":
-            a, b = (self._sym_expr(x) for x in expr.args)
-            out = self.add1("Div", [a, b], id=f"sym.{key}")
-        elif type(expr).__name__ in ("Mod", "PythonMod"):
-            a, b = (self._sym_expr(x) for x in expr.args)
-            out = self.add1("Mod", [a, b], id=f"sym.{key}")
-        else:
-            raise ConversionError(f"cannot express the symbolic size {expr} ({type(expr).__name__}) with k5 ops")
-        self._sym_cache[key] = out
-        return out
-
-    def _fold(self, op: str, args: Sequence[Any]) -> str:
-        out = self._sym_expr(args[0])
-        for a in args[1:]:
-            out = self.add1(op, [out, self._sym_expr(a)], id="sym")
-        return out
-
-    def shape_tensor(self, dims: Sequence[Any]) -> str:
-        """An int64 1-D tensor from ints and SymInts/Sym values."""
-        plain = [d.value if isinstance(d, Sym) else d for d in dims]
-        if all(isinstance(d, int) for d in plain):
-            return self.ints(plain)
-        parts: list[str] = []
-        run: list[int] = []
-        for d in plain:
-            if isinstance(d, int):
-                run.append(d)
-                continue
-            if run:
-                parts.append(self.ints(run))
-                run = []
-            parts.append(self.sym(d))
-        if run:
-            parts.append(self.ints(run))
-        return self.add1("Concat", parts, attrs={"axis": 0}, id="shape")
-
-    def reshape_dims(self, src: Any, dims: Sequence[Any]) -> list[int] | str:
-        """Target dims for Reshape: all static, or with one dynamic dim as -1 or copied ones as 0."""
-        plain = [d.value if isinstance(d, Sym) else d for d in dims]
-        dynamic = [i for i, d in enumerate(plain) if not isinstance(d, int)]
-        if not dynamic:
-            return [int(d) for d in plain]
-        src_shape = list(self.fake(src).shape) if self.fake(src) is not None else []
-        out: list[Any] = list(plain)
-        for i in dynamic:
-            if i < len(src_shape) and _same_sym(src_shape[i], plain[i]):
-                out[i] = 0
-        still = [i for i in dynamic if out[i] != 0]
-        if not still:
-            return [int(d) for d in out]
-        if len(still) == 1 and all(isinstance(d, int) and d != -1 for i, d in enumerate(out) if i != still[0]):
-            out[still[0]] = -1
-            return [int(d) for d in out]
-        return self.shape_tensor(plain)
+            args, kwargs = (example_inputs,), {}
+        params = [p for p in inspect.signature(module.forward).parameters if p != "self"]
+        named = [(params[i] if i < len(params) else f"input_{i}", a) for i, a in enumerate(args)]
+        named += list(kwargs.items())
+        tensors = [(n, v) for n, v in named if isinstance(v, torch.Tensor)]
+        return cls(args, kwargs, [n for n, _ in tensors], [v for _, v in tensors])
 
 
-def _same_sym(a: Any, b: Any) -> bool:
-    if isinstance(a, int) or isinstance(b, int):
-        return False
-    try:
-        return str(a.node.expr) == str(b.node.expr)
-    except AttributeError:
-        return False
-
-
-def _dynamic_names(module: Any, example: Sequence[Any], dynamic_shapes: Any) -> list[dict[int, str]]:
-    """Per positional input, axis -> dimension name from ``torch.export.Dim`` objects in ``dynamic_shapes``."""
-    out: list[dict[int, str]] = [{} for _ in example]
+def _dynamic_names(example: _Example, dynamic_shapes: Any) -> list[dict[int, str]]:
+    """Per tensor input, axis -> dimension name from ``torch.export.Dim`` objects in ``dynamic_shapes``."""
+    out: list[dict[int, str]] = [{} for _ in example.tensors]
     if dynamic_shapes is None:
         return out
     specs: list[Any]
     if isinstance(dynamic_shapes, Mapping):
-        params = [p for p in inspect.signature(module.forward).parameters]
-        specs = [dynamic_shapes.get(p) for p in params[: len(example)]]
+        specs = [dynamic_shapes.get(name) for name in example.names]
     else:
         specs = list(dynamic_shapes)
-    for i, spec in enumerate(specs[: len(example)]):
+    for i, spec in enumerate(specs[: len(out)]):
         items = spec.items() if isinstance(spec, Mapping) else enumerate(spec or [])
         for axis, dim in items:
             name = getattr(dim, "__name__", None)
@@ -348,26 +105,24 @@ def _dynamic_names(module: Any, example: Sequence[Any], dynamic_shapes: Any) -> 
     return out
 
 
-def _candidates(module: Any) -> dict[str, Any]:
-    """Submodules to convert as whole layers: the outermost ones whose class has a module converter."""
-    from k5.convert.torch import export_modules  # noqa: F401 - registers the module converters
+def _batch_shapes(example: _Example) -> Any:
+    """``dynamic_shapes`` naming dimension 0 ``batch`` in every tensor input whose dim 0 has the first one's size
+    (a tuple for positional inputs, a dict by parameter name when there are keyword inputs); None if no input has
+    a dimension 0."""
+    from torch.export import Dim
 
-    found: dict[str, Any] = {}
-    for fqn, m in module.named_modules(remove_duplicate=False):
-        if not fqn or module_key(type(m)) not in MODULE_EXPORTERS:
-            continue
-        if any(fqn.startswith(p + ".") for p in found):
-            continue
-        found[fqn] = m
-    return found
-
-
-def _stack_paths(n: Any) -> list[str]:
-    stack = n.meta.get("nn_module_stack") or {}
-    return [path for path, _ in stack.values()]
+    ranked = [t for t in example.tensors if t.dim() > 0]
+    if not ranked:
+        return None
+    size = ranked[0].shape[0]
+    batch = Dim("batch")
+    specs = [{0: batch} if t.dim() > 0 and t.shape[0] == size else None for t in example.tensors]
+    if not example.kwargs:
+        return tuple(specs)
+    return dict(zip(example.names, specs, strict=True))
 
 
-def _export(module: Any, args: tuple[Any, ...], dynamic_shapes: Any, fqns: Sequence[str]) -> Any:
+def _export(module: Any, example: _Example, dynamic_shapes: Any, fqns: Sequence[str]) -> Any:
     import torch
 
     try:
@@ -380,7 +135,12 @@ def _export(module: Any, args: tuple[Any, ...], dynamic_shapes: Any, fqns: Seque
             # nn.RNNBase re-assigns its _flat_weights list during capture; harmless here
             warnings.filterwarnings("ignore", message=r"The tensor attributes .*_flat_weights")
             return torch.export.export(
-                module, args, dynamic_shapes=dynamic_shapes, strict=False, preserve_module_call_signature=tuple(fqns)
+                module,
+                example.args,
+                kwargs=example.kwargs or None,
+                dynamic_shapes=dynamic_shapes,
+                strict=False,
+                preserve_module_call_signature=tuple(fqns),
             )
     except Exception as e:
         if isinstance(e, ConversionError):
@@ -396,6 +156,7 @@ def from_torch(
     example_inputs: Any,
     *,
     dynamic_shapes: Any = None,
+    dynamic_batch: bool = True,
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     metadata: Metadata | None = None,
@@ -403,36 +164,43 @@ def from_torch(
 ) -> Model:
     """Convert ``module`` (an ``nn.Module``) into a k5 :class:`Model`.
 
-    ``example_inputs``: a tensor or a tuple of positional inputs; ``dynamic_shapes`` as for ``torch.export.export``
-    (``torch.export.Dim("batch")`` names the dimension in the file). The module is captured in eval mode (its
-    training flag is restored afterwards). Layers with a converter (see :data:`k5.convert.torch.SUPPORTED`) become
-    one node each, named by their module path. Raises :class:`UnsupportedOpsError` listing every unsupported op.
+    ``example_inputs``: a tensor, a tuple of positional inputs, or a dict of keyword inputs (e.g.
+    ``{"input_ids": ids, "attention_mask": mask}``; the graph inputs follow its order).
+
+    The batch is dynamic by default: dimension 0 of every tensor input whose dimension 0 has the first input's size
+    is named ``batch`` and left free (pass ``dynamic_batch=False`` to keep every size static); where
+    ``torch.export`` cannot keep it free, the model is exported with static sizes and a warning says so.
+    ``dynamic_shapes``, as for ``torch.export.export``, replaces that default (``torch.export.Dim("seq")`` names
+    the dimension in the file).
+
+    Inputs are named by ``input_names`` or by the ``forward`` parameters; outputs by ``output_names`` or by the
+    module's output structure (dict keys, ``ModelOutput`` fields such as ``logits``), else ``output`` for a single
+    tensor and ``output_<i>`` for the leaves of a tuple.
+
+    The module is captured in eval mode (its training flag is restored afterwards). Layers with a converter (see
+    :data:`k5.convert.torch.SUPPORTED`) become one node each, named by their module path. Raises
+    :class:`UnsupportedOpsError` listing every unsupported op, and :class:`ConversionError` naming the FX node,
+    module and op for any other failure.
     """
     import torch
 
-    from k5.convert.torch import export_aten  # noqa: F401 - registers the ATen converters
-
-    args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    example = _Example.of(module, example_inputs)
     was_training = module.training
     module.eval()
     try:
-        candidates = _candidates(module)
-        ep = _export(module, args, dynamic_shapes, list(candidates))
+        layers = layer_candidates(module)
+        ep, dynamic_shapes = _export_with_batch(module, example, dynamic_shapes, dynamic_batch, list(layers))
         with torch.no_grad():
-            reference = module(*args) if validation else None
+            reference = module(*example.args, **example.kwargs) if validation else None
     finally:
         module.train(was_training)
-    model = _convert(ep, module, candidates, args, dynamic_shapes, input_names, output_names)
+    model = _convert(ep, module, layers, example, dynamic_shapes, input_names, output_names)
     if metadata is not None:
         model.metadata = metadata
     if not model.metadata.producer:
         model.metadata.producer = f"k5 / torch {torch.__version__}"
     if reference is not None:
-        flat = torch.utils._pytree.tree_leaves(reference)
-        model.validation = ValidationPair(
-            inputs={t.name: to_numpy(a).copy() for t, a in zip(model.graph.inputs, args, strict=True)},
-            outputs={t.name: to_numpy(v).copy() for t, v in zip(model.graph.outputs, flat, strict=True)},
-        )
+        model.validation = _validation_pair(model, example, reference)
     return model
 
 
@@ -445,41 +213,92 @@ def save_torch(module: Any, path: Any, example_inputs: Any, **kwargs: Any) -> Mo
     return model
 
 
+def _export_with_batch(
+    module: Any, example: _Example, dynamic_shapes: Any, dynamic_batch: bool, fqns: list[str]
+) -> tuple[Any, Any]:
+    """Phase 1: ``torch.export`` with the given dynamic shapes, else a dynamic ``batch`` (static as a fallback)."""
+    batch = _batch_shapes(example) if dynamic_shapes is None and dynamic_batch else None
+    if batch is None:
+        return _export(module, example, dynamic_shapes, fqns), dynamic_shapes
+    size = next(t.shape[0] for t in example.tensors if t.dim() > 0)
+    if size == 1:
+        reason = "the example's batch size is 1, which torch.export specialises; give an example batch of 2 or more"
+    else:
+        try:
+            return _export(module, example, batch, fqns), batch
+        except ConversionError as e:
+            lines = [ln.strip(" -") for ln in str(e.__cause__ or e).strip().splitlines()]
+            reason = next((ln for ln in lines if "specialized" in ln), lines[0])[:300]
+    warnings.warn(
+        f"{type(module).__name__}: the batch dimension stays static ({reason}); pass dynamic_shapes to choose the "
+        "dynamic dimensions, or dynamic_batch=False to silence this",
+        stacklevel=3,
+    )
+    return _export(module, example, None, fqns), None
+
+
+def _validation_pair(model: Model, example: _Example, reference: Any) -> ValidationPair:
+    """The example inputs and the module's outputs for them (copies: the caller may reuse its tensors)."""
+    import torch
+
+    flat = torch.utils._pytree.tree_leaves(reference)
+    return ValidationPair(
+        inputs={t.name: to_numpy(a).copy() for t, a in zip(model.graph.inputs, example.tensors, strict=True)},
+        outputs={t.name: to_numpy(v).copy() for t, v in zip(model.graph.outputs, flat, strict=True)},
+    )
+
+
+@dataclass
+class _Plan:
+    """What phase 3 does with each FX node: fold it, convert it with its layer, or convert it alone."""
+
+    dynamic: set[str] = field(default_factory=set)  # nodes that depend on the graph inputs (the rest folds)
+    group_of: dict[str, str] = field(default_factory=dict)  # FX node -> the layer (module path) it belongs to
+    calls: dict[str, Any] = field(default_factory=dict)  # layer path -> its call signature
+
+
 def _convert(
     ep: Any,
     module: Any,
-    candidates: dict[str, Any],
-    args: tuple[Any, ...],
+    layers: dict[str, Any],
+    example: _Example,
     dynamic_shapes: Any,
     input_names: Sequence[str] | None,
     output_names: Sequence[str] | None,
 ) -> Model:
-    import torch
-    from torch.export.graph_signature import InputKind, OutputKind
-
     cx = Exporter()
-    graph = ep.graph
-    cx.fx_nodes = {n.name: n for n in graph.nodes}
+    cx.fx_nodes = {n.name: n for n in ep.graph.nodes}
     cx.reserved = set(ep.state_dict) | set(ep.constants)
     cx.leaf_paths = {p for p, m in module.named_modules() if p and not any(True for _ in m.children())}
-    sig = ep.graph_signature
-    calls: dict[str, Any] = {
-        e.fqn: e.signature for e in ep.module_call_graph if e.fqn in candidates and e.signature is not None
-    }
-    calls.update(_inferred_calls(ep, candidates, calls))
+    dim_names = _dynamic_names(example, dynamic_shapes)
+    graph_inputs = _bind_inputs(cx, ep, dim_names, input_names)
+    plan = _plan(cx, ep, layers, type(module).__name__)
+    _convert_nodes(cx, ep, plan, layers)
+    graph_outputs = _bind_outputs(cx, ep, graph_inputs, output_names)
+    graph = _finish(cx, graph_inputs, graph_outputs)
+    graph.name = type(module).__name__
+    return Model(graph=graph)
 
-    # --- placeholders: parameters/buffers/constants are Consts, user inputs graph inputs
-    spec_of = {s.arg.name: s for s in sig.input_specs if hasattr(s.arg, "name")}
-    dim_names = _dynamic_names(module, args, dynamic_shapes)
+
+def _bind_inputs(
+    cx: Exporter, ep: Any, dim_names: list[dict[int, str]], input_names: Sequence[str] | None
+) -> list[TensorInfo]:
+    """Phase 2: user inputs become graph inputs (symbolic sizes remember their source); parameters, buffers and
+    constants become :class:`ExportConst` values named by their module path."""
+    from torch.export.graph_signature import InputKind
+
+    spec_of = {s.arg.name: s for s in ep.graph_signature.input_specs if hasattr(s.arg, "name")}
     graph_inputs: list[TensorInfo] = []
-    user_i = 0
-    for n in graph.nodes:
+    for n in ep.graph.nodes:
         if n.op != "placeholder":
             continue
         spec = spec_of.get(n.name)
         if spec is None or spec.kind == InputKind.USER_INPUT:
+            i = len(graph_inputs)
             fake = n.meta.get("val")
-            name = input_names[user_i] if input_names and user_i < len(input_names) else n.name
+            name = input_names[i] if input_names and i < len(input_names) else n.name
+            if not hasattr(fake, "shape"):
+                raise ConversionError(f"input {name!r} is a {type(fake).__name__}; k5 graph inputs are tensors")
             cx.names.add(name)
             cx.env[n.name] = name
             cx.meta[name] = fake
@@ -488,106 +307,146 @@ def _convert(
                 if isinstance(d, int):
                     shape.append(int(d))
                     continue
-                label = dim_names[user_i].get(axis) if user_i < len(dim_names) else None
-                label = label or str(d)
-                shape.append(label)
+                label = dim_names[i].get(axis) if i < len(dim_names) else None
+                shape.append(label or str(d))
                 expr = d.node.expr
                 if expr.is_Symbol and expr not in cx.sym_sources:
                     cx.sym_sources[expr] = (name, axis)
-            graph_inputs.append(TensorInfo(name, k5_dtype(fake.dtype), shape))
-            user_i += 1
+            graph_inputs.append(TensorInfo(name, k5_dtype(fake.dtype, where=f"input {name!r}"), shape))
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
             value = ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
-            cx.env[n.name] = Const(value, spec.target)
+            cx.env[n.name] = ExportConst(value, spec.target)
         elif spec.kind == InputKind.CONSTANT_TENSOR:
-            cx.env[n.name] = Const(ep.constants[spec.target], spec.target)
+            cx.env[n.name] = ExportConst(ep.constants[spec.target], spec.target)
         else:
             raise ConversionError(f"graph input {n.name!r} of kind {spec.kind.name} is not supported")
+    return graph_inputs
 
-    # --- which nodes depend on the inputs (the rest is folded), which layer group each belongs to
-    dynamic: set[str] = {n.name for n in graph.nodes if n.op == "placeholder" and isinstance(cx.env[n.name], str)}
-    group_of: dict[str, str] = {}
+
+def _aten_key(n: Any) -> str:
+    """The converter-table key of an FX node: its ATen overload, or the functional twin of an in-place one."""
+    key = aten_key(n.target)
+    inplace = functional_key(key)
+    return inplace if inplace is not None and key not in ATEN_EXPORTERS else key
+
+
+def _plan(cx: Exporter, ep: Any, layers: dict[str, Any], model_name: str) -> _Plan:
+    """Phase 3: which nodes depend on the inputs, which layer call each belongs to; every unsupported op at once."""
+    graph = ep.graph
+    plan = _Plan()
+    plan.calls = {e.fqn: e.signature for e in ep.module_call_graph if e.fqn in layers and e.signature is not None}
+    plan.calls.update(inferred_calls(ep, layers, plan.calls))
+    plan.dynamic = {n.name for n in graph.nodes if n.op == "placeholder" and isinstance(cx.env[n.name], str)}
+    for n in graph.nodes:
+        if n.op == "call_function" and (any(a.name in plan.dynamic for a in n.all_input_nodes) or is_symbolic(n)):
+            plan.dynamic.add(n.name)
     unsupported: Counter[str] = Counter()
     for n in graph.nodes:
         if n.op != "call_function":
             continue
-        if any(a.name in dynamic for a in n.all_input_nodes) or _is_symbolic(n):
-            dynamic.add(n.name)
-        paths = _stack_paths(n)
-        group = next((p for p in paths if p in calls), None)
+        group = next((p for p in stack_paths(n) if p in plan.calls), None)
         if group is not None:
-            group_of[n.name] = group
+            plan.group_of[n.name] = group
             continue
-        key = aten_key(n.target)
-        key = functional_key(key) if key not in ATEN_EXPORTERS and functional_key(key) else key
-        if n.name in dynamic and key not in ATEN_EXPORTERS and key not in PASSTHROUGH and key not in IGNORED:
+        key = _aten_key(n)
+        known = key in ATEN_EXPORTERS or key in PASSTHROUGH or key in IGNORED or is_symbolic(n)
+        if n.name in plan.dynamic and not known:
             unsupported[key] += 1
     if unsupported:
-        raise UnsupportedOpsError("PyTorch", dict(unsupported), where=type(module).__name__)
+        raise UnsupportedOpsError("PyTorch", dict(unsupported), where=model_name)
+    return plan
 
-    # --- walk the graph
-    done_groups: set[str] = set()
-    for n in graph.nodes:
+
+@contextmanager
+def _located(where: str) -> Iterator[None]:
+    """Any failure inside becomes a :class:`ConversionError` that says where (node, module, op)."""
+    try:
+        yield
+    except K5Error as e:
+        if isinstance(e, ConversionError) and e.where:
+            raise
+        raise e.located(where) from None
+    except NotFoldableError:
+        raise  # not a failure: phase 4 converts the node instead of folding it
+    except Exception as e:
+        raise ConversionError(f"{type(e).__name__}: {e}", where=where) from e
+
+
+def _convert_nodes(cx: Exporter, ep: Any, plan: _Plan, layers: dict[str, Any]) -> None:
+    """Phase 4: walk the graph once; each node is folded, converted with its layer, or converted by its ATen op."""
+    import torch
+
+    done: set[str] = set()
+    for n in ep.graph.nodes:
         if n.op != "call_function":
             continue
-        paths = _stack_paths(n)
+        paths = stack_paths(n)
         cx.scope = paths[-1] if paths else ""
-        group = group_of.get(n.name)
+        group = plan.group_of.get(n.name)
         if group is not None:
-            if group not in done_groups:
-                done_groups.add(group)
-                _convert_call(cx, group, candidates[group], calls[group])
+            if group not in done:
+                done.add(group)
+                mod = layers[group]
+                with _located(f"module {group!r} ({type(mod).__name__})"):
+                    convert_call(cx, group, mod, plan.calls[group])
             continue
-        key = aten_key(n.target)
-        inplace = functional_key(key)
-        if inplace is not None and key not in ATEN_EXPORTERS:
-            key = inplace
+        key = _aten_key(n)
         if key in IGNORED:
             continue
+        where = f"node {n.name!r} ({key}) in module {cx.scope or '(root)'}"
+        inplace = key != aten_key(n.target)
         val = n.meta.get("val")
         if isinstance(val, (bool, int, float)):
             cx.env[n.name] = val  # a size or number known at export time
             continue
-        if n.name not in dynamic:
-            cx.env[n.name] = _evaluate(cx, n)
-            if inplace is not None and isinstance(n.args[0], torch.fx.Node):
-                cx.env[n.args[0].name] = cx.env[n.name]
-            continue
-        if _is_symbolic(n):
+        if n.name not in plan.dynamic:
+            try:
+                with _located(where):
+                    cx.env[n.name] = evaluate(cx, n)
+            except NotFoldableError:
+                plan.dynamic.add(n.name)  # reads a tensor that exists only at run time: convert it instead
+            else:
+                if inplace and isinstance(n.args[0], torch.fx.Node):
+                    cx.env[n.args[0].name] = cx.env[n.name]
+                continue
+        if is_symbolic(n):
             cx.env[n.name] = Sym(n.meta["val"])
             continue
         if key in PASSTHROUGH:
             cx.env[n.name] = cx.value(n.args[0])
             continue
         fn = ATEN_EXPORTERS.get(key)
-        assert fn is not None
-        try:
-            cx.env[n.name] = fn(cx, n)
-        except ConversionError as e:
-            raise e if e.where else e.located(f"{key} in module {cx.scope or '(root)'}") from None
-        out = cx.env[n.name]
+        if fn is None:
+            raise UnsupportedOpsError("PyTorch", {key: 1}, where=where)
+        with _located(where):
+            out = fn(cx, n)
+        cx.env[n.name] = out
         if isinstance(out, str) and out not in cx.meta:
             cx.meta[out] = n.meta.get("val")
-        if inplace is not None and isinstance(n.args[0], torch.fx.Node):
+        if inplace and isinstance(n.args[0], torch.fx.Node):
             cx.env[n.args[0].name] = out  # later readers of the mutated tensor see the result
 
-    # --- outputs
-    out_node = next(n for n in graph.nodes if n.op == "output")
-    user_outputs = [
-        a for a, s in zip(out_node.args[0], sig.output_specs, strict=True) if s.kind == OutputKind.USER_OUTPUT
-    ]
+
+def _bind_outputs(
+    cx: Exporter, ep: Any, graph_inputs: list[TensorInfo], output_names: Sequence[str] | None
+) -> list[TensorInfo]:
+    """Phase 5: the user outputs, named by ``output_names`` or the module's output structure."""
+    import torch
+    from torch.export.graph_signature import OutputKind
+
+    out_node = next(n for n in ep.graph.nodes if n.op == "output")
+    specs = ep.graph_signature.output_specs
+    user_outputs = [a for a, s in zip(out_node.args[0], specs, strict=True) if s.kind == OutputKind.USER_OUTPUT]
+    structured = _output_names(ep, len(user_outputs))
     graph_outputs: list[TensorInfo] = []
     input_set = {t.name for t in graph_inputs}
+    cx.scope = ""
     for i, a in enumerate(user_outputs):
-        want = (
-            output_names[i]
-            if output_names and i < len(output_names)
-            else ("output" if len(user_outputs) == 1 else f"output_{i}")
-        )
-        cx.scope = ""
-        name = cx.t(a) if a is not None else None
-        if name is None:
-            raise ConversionError(f"output {i} is None; k5 graphs return tensors only")
+        want = output_names[i] if output_names and i < len(output_names) else structured[i]
+        if a is None:
+            raise ConversionError(f"output {i} ({want!r}) is None; k5 graphs return tensors only")
+        with _located(f"output {want!r}"):
+            name = cx.t(a)
         fake = a.meta.get("val") if isinstance(a, torch.fx.Node) else None
         producer = next((nd for nd in reversed(cx.nodes) if name in nd.outputs), None)
         taken = want in cx.names and want != name
@@ -600,9 +459,15 @@ def _convert(
         shape: Any = None
         dtype = None
         if fake is not None:
-            dtype = k5_dtype(fake.dtype)
+            dtype = k5_dtype(fake.dtype, where=f"output {want!r}")
             shape = [int(d) if isinstance(d, int) else _sym_label(d, cx, graph_inputs) for d in fake.shape]
         graph_outputs.append(TensorInfo(name, dtype, shape))
+    return graph_outputs
+
+
+def _finish(cx: Exporter, graph_inputs: list[TensorInfo], graph_outputs: list[TensorInfo]) -> Graph:
+    """Phase 6: drop what no output needs (constants only folding read), and record the known intermediate shapes."""
+    import torch
 
     nodes = _prune(cx.nodes, [o.name for o in graph_outputs])
     known = {t.name for t in (*graph_inputs, *graph_outputs)}
@@ -612,11 +477,46 @@ def _convert(
             fake = cx.meta.get(name)
             if name in known or not isinstance(fake, torch.Tensor):
                 continue
-            dims = [int(d) if isinstance(d, int) else _sym_label(d, cx, graph_inputs) for d in fake.shape]
+            dims: list[int | str] = [
+                int(d) if isinstance(d, int) else _sym_label(d, cx, graph_inputs) for d in fake.shape
+            ]
             value_info.append(TensorInfo(name, k5_dtype(fake.dtype), dims))
-    graph = Graph(nodes=nodes, inputs=graph_inputs, outputs=graph_outputs, value_info=value_info)
-    graph.name = type(module).__name__
-    return Model(graph=graph)
+    return Graph(nodes=nodes, inputs=graph_inputs, outputs=graph_outputs, value_info=value_info)
+
+
+def _output_names(ep: Any, count: int) -> list[str]:
+    """Output names from the module's output structure: dict keys and ``ModelOutput`` fields, joined by ``.``
+    when nested (``hidden_states.0``); ``output`` / ``output_<i>`` where the structure has no names."""
+    default = ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+    spec = getattr(getattr(ep, "call_spec", None), "out_spec", None)
+    if spec is None:
+        return default
+    paths: list[list[Any]] = []
+
+    def walk(s: Any, path: list[Any]) -> None:
+        if s.is_leaf():
+            paths.append(path)
+            return
+        children = s.children() if callable(getattr(s, "children", None)) else s.children_specs
+        ctx = s.context
+        if isinstance(ctx, (list, tuple)) and len(ctx) == len(children) and all(isinstance(k, str) for k in ctx):
+            keys: list[Any] = list(ctx)
+        elif isinstance(getattr(ctx, "_fields", None), tuple) and len(ctx._fields) == len(children):
+            keys = list(ctx._fields)  # a namedtuple
+        else:
+            keys = list(range(len(children)))
+        for k, c in zip(keys, children, strict=True):
+            walk(c, [*path, k])
+
+    walk(spec, [])
+    if len(paths) != count:
+        return default
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, path in enumerate(paths):
+        name = ".".join(str(k) for k in path) if any(isinstance(k, str) for k in path) else default[i]
+        names.append(unique_name(name, seen))
+    return names
 
 
 def _sym_label(d: Any, cx: Exporter, inputs: list[TensorInfo]) -> str:
@@ -644,139 +544,3 @@ def _prune(nodes: list[Node], outputs: list[str]) -> list[Node]:
             kept.append(nd)
             needed.update(i for i in nd.inputs if i)
     return list(reversed(kept))
-
-
-def _is_symbolic(n: Any) -> bool:
-    import torch
-
-    v = n.meta.get("val")
-    return isinstance(v, torch.SymInt | torch.SymFloat | torch.SymBool) and not _static(v)
-
-
-def _static(v: Any) -> bool:
-    try:
-        return v.node.expr.is_number
-    except AttributeError:
-        return True
-
-
-def _evaluate(cx: Exporter, n: Any) -> Any:
-    """Run an FX node whose inputs are all known now; its result becomes a Const (or a python value)."""
-    import torch
-    import torch.fx
-
-    def real(a: Any) -> Any:
-        if isinstance(a, torch.fx.Node):
-            v = cx.env.get(a.name)
-            if isinstance(v, Const):
-                return v.value
-            if isinstance(v, list):
-                return [x.value if isinstance(x, Const) else x for x in v]
-            return v
-        if isinstance(a, (list, tuple)):
-            return type(a)(real(x) for x in a)
-        if isinstance(a, dict):
-            return {k: real(v) for k, v in a.items()}
-        return a
-
-    target: Callable[..., Any] = functional_target(n.target)  # never mutate the module's own tensors
-    with torch.no_grad():
-        result = target(*real(n.args), **real(n.kwargs))
-    hint = cx.scoped(n.name)
-
-    def wrap(r: Any) -> Any:
-        if isinstance(r, torch.Tensor):
-            return Const(r, hint)
-        if isinstance(r, (list, tuple)):
-            return [wrap(x) for x in r]
-        return r
-
-    return wrap(result)
-
-
-#: layers with one tensor input and one output, whose call can be recovered without a preserved signature
-_SINGLE_INPUT = (
-    "Linear", "Conv", "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "Embedding", "PReLU", "RMSNorm",
-)  # fmt: skip
-
-
-@dataclass
-class _InferredSignature:
-    """A call signature recovered from the graph (torch.export records none for a GraphModule's submodules)."""
-
-    input: str
-    output: str
-
-
-def _inferred_calls(ep: Any, candidates: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
-    """Single-input layers called once, whose group of FX nodes reads one outside value and yields one."""
-    members: dict[str, list[Any]] = {}
-    for n in ep.graph.nodes:
-        if n.op != "call_function":
-            continue
-        for p in _stack_paths(n):
-            if p in candidates and p not in known:
-                members.setdefault(p, []).append(n)
-                break
-    specs = ep.graph_signature.input_specs
-    lifted = {s.arg.name for s in specs if s.kind.name != "USER_INPUT" and hasattr(s.arg, "name")}
-    out: dict[str, Any] = {}
-    for fqn, nodes in members.items():
-        if not type(candidates[fqn]).__name__.startswith(_SINGLE_INPUT):
-            continue
-        inside = {n.name for n in nodes}
-        ins = {a.name for n in nodes for a in n.all_input_nodes if a.name not in inside and a.name not in lifted}
-        outs = {n.name for n in nodes if any(u.name not in inside for u in n.users)}
-        if len(ins) == 1 and len(outs) == 1:
-            out[fqn] = _InferredSignature(ins.pop(), outs.pop())
-    return out
-
-
-def _convert_call(cx: Exporter, fqn: str, mod: Any, signature: Any) -> None:
-    """Convert one call of a layer module from its preserved call signature."""
-    import torch
-    from torch.export.graph_signature import ConstantArgument
-
-    if isinstance(signature, _InferredSignature):
-        cx.scope = fqn
-        fn = MODULE_EXPORTERS.get(module_key(type(mod)))
-        assert fn is not None
-        result = fn(cx, fqn, mod, {"input": cx.env[signature.input]}, [True])[0]
-        cx.env[signature.output] = result
-        if isinstance(result, str) and signature.output in cx.fx_nodes:
-            cx.meta.setdefault(result, cx.fx_nodes[signature.output].meta.get("val"))
-        return
-    values: list[Any] = []
-    for a in signature.inputs:
-        if isinstance(a, ConstantArgument):
-            values.append(a.value)
-        elif hasattr(a, "name") and a.name in cx.env:
-            values.append(cx.env[a.name])
-        elif hasattr(a, "name") and a.name:
-            raise ConversionError(f"input {a.name!r} of the call is not available", where=f"module {fqn!r}")
-        else:
-            values.append(None)
-    call_args, call_kwargs = torch.utils._pytree.tree_unflatten(values, signature.in_spec)
-    bound = inspect.signature(type(mod).forward).bind(mod, *call_args, **call_kwargs)
-    bound.apply_defaults()
-    params = dict(bound.arguments)
-    params.pop("self", None)
-    cx.scope = fqn
-    fn = MODULE_EXPORTERS.get(module_key(type(mod)))
-    assert fn is not None
-    used = [bool(getattr(o, "name", "")) for o in signature.outputs]
-    try:
-        results = fn(cx, fqn, mod, params, used)
-    except ConversionError as e:
-        raise e if e.where else e.located(f"module {fqn!r} ({type(mod).__name__})") from None
-    for o, r in zip(signature.outputs, results, strict=False):
-        name = getattr(o, "name", "")
-        if name and isinstance(r, str) and name in cx.fx_nodes:
-            cx.meta.setdefault(r, cx.fx_nodes[name].meta.get("val"))
-        if name:
-            if r is None:
-                raise ConversionError(
-                    f"output {name!r} of the call is used but the converter does not produce it",
-                    where=f"module {fqn!r} ({type(mod).__name__})",
-                )
-            cx.env[name] = r

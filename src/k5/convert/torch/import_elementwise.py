@@ -170,3 +170,11 @@ def cast(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     if to not in _TORCH_DTYPES:
         raise unsupported(node, f"Cast to {to!r}")
     return b.call(k5_cast, ins[0], getattr(torch, to))
+
+
+@register_builder("BitwiseAnd", "BitwiseOr", "BitwiseXor", how="torch.bitwise_and / or / xor")
+def bitwise(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    import torch
+
+    fn = {"BitwiseAnd": torch.bitwise_and, "BitwiseOr": torch.bitwise_or, "BitwiseXor": torch.bitwise_xor}[node.op]
+    return b.call(fn, ins[0], ins[1])

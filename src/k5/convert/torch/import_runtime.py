@@ -67,6 +67,21 @@ def k5_gather(x: Any, idx: Any, axis: int) -> Any:
     return flat.reshape(list(x.shape[:axis]) + list(idx.shape) + list(x.shape[axis + 1 :]))
 
 
+def k5_gather_elements(x: Any, index: Any, axis: int) -> Any:
+    """ONNX GatherElements: ``torch.gather`` with negative indices counted from the end."""
+    import torch
+
+    index = index.long()
+    return torch.gather(x, axis, torch.where(index < 0, index + x.shape[axis], index))
+
+
+def k5_gather_nd(x: Any, index: Any) -> Any:
+    """ONNX GatherND (``batch_dims=0``): the last axis of ``index`` addresses the leading axes of ``x``."""
+    index = index.long()
+    cols = tuple(index[..., i] for i in range(index.shape[-1]))
+    return x[tuple(c + (c < 0).long() * x.shape[i] for i, c in enumerate(cols))]
+
+
 def k5_slice(x: Any, starts: list[int], ends: list[int], axes: list[int] | None, steps: list[int] | None) -> Any:
     rank = x.dim()
     axes = list(range(len(starts))) if axes is None else [a % rank for a in axes]

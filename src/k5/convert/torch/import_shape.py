@@ -10,6 +10,8 @@ from k5.convert.torch.import_runtime import (
     k5_expand,
     k5_flatten,
     k5_gather,
+    k5_gather_elements,
+    k5_gather_nd,
     k5_numel,
     k5_pad,
     k5_range,
@@ -160,3 +162,15 @@ def depth_to_space(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
     if attrs["mode"] != "CRD":
         raise unsupported(node, "DepthToSpace mode DCR")
     return b.call(nnf.pixel_shuffle, ins[0], attrs["blocksize"])
+
+
+@register_builder("GatherElements", how="torch.gather")
+def gather_elements(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    return b.call(k5_gather_elements, ins[0], ins[1], int(attrs["axis"]))
+
+
+@register_builder("GatherND", how="Tensor.__getitem__")
+def gather_nd(b: Builder, node: Node, ins: list[Any], attrs: Attrs) -> Any:
+    if int(attrs["batch_dims"]) != 0:
+        raise unsupported(node, "GatherND with batch_dims != 0")
+    return b.call(k5_gather_nd, ins[0], ins[1])
