@@ -8,7 +8,13 @@
 
 from __future__ import annotations
 
-from k5.convert.keras import layers_attention, layers_conv, layers_core, layers_rnn  # noqa: F401 - fill LAYERS
+from k5.convert.keras import (  # noqa: F401 - fill LAYERS
+    layers_attention,
+    layers_conv,
+    layers_core,
+    layers_ops,
+    layers_rnn,
+)
 from k5.convert.keras.importer import from_keras
 
 __all__ = ["from_keras"]

@@ -14,7 +14,10 @@ from typing import Any
 from k5.convert.keras.tables import LAYERS, REFUSED
 from k5.errors import ConversionError, UnsupportedOpsError
 
-__all__ = ["ParsedCall", "ParsedModel", "TensorRef", "parse_model_config"]
+__all__ = ["TENSOR", "ParsedCall", "ParsedModel", "TensorRef", "op_key", "parse_model_config"]
+
+#: the key marking a tensor argument in :attr:`ParsedCall.args` (``{TENSOR: index into inputs}``)
+TENSOR = "__k5_tensor__"
 
 TensorRef = tuple[str, int, int]  # (layer name, call index, output index)
 
@@ -34,6 +37,17 @@ class ParsedCall:
     dtypes: list[str | None]
     kwargs: dict[str, Any] = field(default_factory=dict)
     roles: dict[str, int] = field(default_factory=dict)
+    args: list[Any] = field(default_factory=list)  # positional args, tensors as {TENSOR: index}
+
+
+def op_key(layer: dict[str, Any]) -> str:
+    """The table key of a layer entry: its class name, or ``ops.<Class>`` for a Keras operation (``x + 3.0`` on a
+    symbolic tensor records ``keras.src.ops.numpy.Add``)."""
+    cls = str(layer.get("class_name"))
+    module = layer.get("module")
+    if isinstance(module, str) and module.startswith("keras.src.ops."):
+        return f"ops.{cls}"
+    return cls
 
 
 @dataclass
@@ -55,9 +69,9 @@ def _dtype(value: Any) -> str:
 
 
 def _check_class(layer: dict[str, Any], unknown: dict[str, int]) -> str:
-    cls = layer.get("class_name")
-    if not isinstance(cls, str):
+    if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
         raise ConversionError(f"a layer entry has no class_name: {str(layer)[:200]}")
+    cls = op_key(layer)
     module = layer.get("module")
     registered = layer.get("registered_name")
     if cls in REFUSED:
@@ -86,10 +100,10 @@ def _collect(value: Any, out: list[dict[str, Any]]) -> Any:
     """Replace Keras tensors in a nested args structure by their index in ``out``."""
     if _is_tensor(value):
         out.append(value["config"])
-        return len(out) - 1
+        return {TENSOR: len(out) - 1}
     if isinstance(value, (list, tuple)):
         return [_collect(v, out) for v in value]
-    if isinstance(value, dict) and "class_name" not in value:
+    if isinstance(value, dict) and "class_name" not in value and TENSOR not in value:
         return {k: _collect(v, out) for k, v in value.items()}
     return value
 
@@ -111,32 +125,32 @@ def _functional_call(layer: dict[str, Any], cls: str, name: str, index: int, nod
     cfg = layer.get("config", {})
     if isinstance(node, list):  # Keras 2: [[layer, node, tensor, kwargs], ...]
         refs = [_ref(t) for t in node]
-        kwargs = dict(node[0][3]) if node and len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
-        roles = {p: i for i, p in enumerate(_POSITIONAL.get(cls, ()))if i < len(refs)}
-        return ParsedCall(cls, name, index, cfg, refs, [None] * len(refs), [None] * len(refs), kwargs, roles)
+        kw2 = dict(node[0][3]) if node and len(node[0]) > 3 and isinstance(node[0][3], dict) else {}
+        roles2 = {p: i for i, p in enumerate(_POSITIONAL.get(cls, ())) if i < len(refs)}
+        return ParsedCall(cls, name, index, cfg, refs, [None] * len(refs), [None] * len(refs), kw2, roles2)
     tensors: list[dict[str, Any]] = []
     args = _collect(node.get("args", []), tensors)
     kwargs_s = _collect(node.get("kwargs", {}), tensors)
     roles: dict[str, int] = {}
     positional = _POSITIONAL.get(cls, ())
     for i, a in enumerate(args):
-        if isinstance(a, int) and not isinstance(a, bool) and i < len(positional):
-            roles[positional[i]] = a
+        if isinstance(a, dict) and TENSOR in a and i < len(positional):
+            roles[positional[i]] = a[TENSOR]
     kwargs: dict[str, Any] = {}
     n_tensor_kwargs = 0
     for k, v in kwargs_s.items():
-        if isinstance(v, int) and not isinstance(v, bool) and _is_tensor(node["kwargs"][k]):
-            roles[k] = v
+        if isinstance(v, dict) and TENSOR in v:
+            roles[k] = v[TENSOR]
             n_tensor_kwargs += 1
         else:
             kwargs[k] = v
     refs = [_ref(t["keras_history"]) for t in tensors]
     shapes = [list(t["shape"]) if t.get("shape") is not None else None for t in tensors]
-    dtypes = [_dtype(t.get("dtype")) for t in tensors]
+    dtypes: list[str | None] = [_dtype(t.get("dtype")) for t in tensors]
     if n_tensor_kwargs and cls not in _POSITIONAL:
         names = [k for k in kwargs_s if k in roles]
         raise ConversionError(f"tensor keyword arguments {names} are not converted", where=f"layer {name!r} ({cls})")
-    return ParsedCall(cls, name, index, cfg, refs, shapes, dtypes, kwargs, roles)
+    return ParsedCall(cls, name, index, cfg, refs, shapes, dtypes, kwargs, roles, list(args))
 
 
 def _input_shape(cfg: dict[str, Any]) -> list[int | None]:
@@ -195,11 +209,11 @@ def _sequential(name: str, config: dict[str, Any], layers: list[dict[str, Any]],
     else:
         in_name = "input"
         cfg = first.get("config", {}) if layers else {}
-        shape = config.get("build_input_shape") or cfg.get("batch_input_shape") or \
+        found = config.get("build_input_shape") or cfg.get("batch_input_shape") or \
             (first.get("build_config") or {}).get("input_shape")
-        if shape is None:
+        if found is None:
             raise ConversionError("the Sequential model has no input shape (build it, or start with keras.Input)")
-        shape = list(shape)
+        shape = list(found)
         dtype = _dtype(cfg.get("dtype")) if isinstance(cfg.get("dtype"), str) else "float32"
     prev: TensorRef = (in_name, 0, 0)
     prev_shape: list[int | None] | None = shape

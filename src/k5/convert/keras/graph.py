@@ -58,7 +58,8 @@ class LayerCall:
     in_shapes: list[list[int | None] | None]
     in_dtypes: list[str | None] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
-    arg_structure: Any = None  # the call's args with tensors replaced by their index in ``inputs``
+    arg_structure: Any = None  # tensor role (e.g. "query") -> index in ``inputs``
+    args: list[Any] = field(default_factory=list)  # positional args, tensors as {config.TENSOR: index}
 
     def where(self) -> str:
         return f"layer {self.name!r} ({self.class_name})"
@@ -123,7 +124,7 @@ class Builder:
     # -- layouts ----------------------------------------------------------------------------------------------
     def get(self, val: Val, layout: str) -> str:
         """``val``'s tensor in ``layout`` ("k" or "cf"), adding (once) the Transposes that produce it."""
-        if val.layout == layout or val.rank is None or val.rank <= 2 and "flatcf" not in (val.layout, layout):
+        if val.layout == layout or val.rank is None or (val.rank <= 2 and "flatcf" not in (val.layout, layout)):
             return val.name
         if layout in val.views:
             return val.views[layout]

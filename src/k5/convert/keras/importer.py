@@ -52,7 +52,6 @@ def convert_parsed(parsed: ParsedModel, weights: WeightFn) -> Model:
         b.names.add(name)
         values[(name, 0, 0)] = Val(name, "k", len(shape))
     pending = list(parsed.calls)
-    counts: dict[str, int] = {}
     while pending:
         progressed = False
         rest = []
@@ -68,10 +67,9 @@ def convert_parsed(parsed: ParsedModel, weights: WeightFn) -> Model:
                 if s is not None and v.rank is None:
                     v.rank = len(s)
             node_id = pc.layer if pc.index == 0 else f"{pc.layer}_call{pc.index}"
-            n_before = counts.setdefault(pc.layer, 0)
-            counts[pc.layer] = n_before + 1
-            call = LayerCall(pc.class_name, node_id, pc.config, weights(pc.layer) if n_before == 0 or True else [],
-                             ins, pc.shapes, pc.dtypes, pc.kwargs, pc.roles)
+            ws = [] if pc.class_name.startswith("ops.") else weights(pc.layer)
+            call = LayerCall(pc.class_name, node_id, pc.config, ws, ins, pc.shapes, pc.dtypes, pc.kwargs,
+                             pc.roles, pc.args)
             try:
                 outs = fn(b, call)
             except K5Error as e:

@@ -149,7 +149,8 @@ def _separable(b: Builder, call: LayerCall) -> list[Val]:
     return _finish(b, call, y, n + 2)
 
 
-@LAYERS.register("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", produces=("ConvTranspose", *_ACTS))
+@LAYERS.register("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+                 produces=("ConvTranspose", "Slice", *_ACTS))
 def _conv_transpose(b: Builder, call: LayerCall) -> list[Val]:
     _check_format(call)
     n, _ = _spatial(call)
@@ -174,11 +175,23 @@ def _conv_transpose(b: Builder, call: LayerCall) -> list[Val]:
     weights = {"weight": np.ascontiguousarray(kernel.transpose(n + 1, n, *range(n)))}
     if cfg.get("use_bias", True):
         weights["bias"] = call.weight(1)
-    attrs = {"kernel_shape": ks, "strides": strides, "dilations": dil, "pads": begins + ends}
+    # SAME puts the odd cropped pixel at the end; the symmetric part goes in ``pads`` and the rest is a Slice, so
+    # frameworks with symmetric-only transposed convolutions (PyTorch) run it as one layer
+    sym = [min(a, e) for a, e in zip(begins, ends, strict=True)]
+    extra_b = [a - c for a, c in zip(begins, sym, strict=True)]
+    extra_e = [e - c for e, c in zip(ends, sym, strict=True)]
+    attrs = {"kernel_shape": ks, "strides": strides, "dilations": dil, "pads": sym + sym}
     if any(out_pad):
         attrs["output_padding"] = out_pad
     src = b.get(call.inputs[0], "cf")
-    y = b.add1("ConvTranspose", [src], id=call.name, weights=weights, attrs=attrs)
+    cropped = any(extra_b) or any(extra_e)
+    y = b.add1("ConvTranspose", [src], id=call.name, weights=weights, attrs=attrs,
+               out=f"{call.name}.uncropped" if cropped else None)
+    if cropped:
+        big = np.iinfo(np.int64).max
+        ends_ = [-e if e else big for e in extra_e]
+        y = b.add1("Slice", [y, b.ints(extra_b, f"{call.name}.starts"), b.ints(ends_, f"{call.name}.ends"),
+                             b.ints(list(range(2, n + 2)), f"{call.name}.axes")], id=f"{call.name}.crop")
     return _finish(b, call, y, n + 2)
 
 

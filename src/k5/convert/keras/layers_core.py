@@ -152,6 +152,9 @@ def _concat(b: Builder, call: LayerCall) -> list[Val]:
 def _reshape(b: Builder, call: LayerCall) -> list[Val]:
     x = b.get(call.inputs[0], "k")
     target = [int(d) if d is not None else -1 for d in call.config["target_shape"]]
+    if len(target) > 1 and all(d == 1 for d in target[:-1]):  # [N, 1, 1, C]: channels-first is [N, C, 1, 1]
+        shape = b.ints([0, target[-1], *target[:-1]], f"{call.name}.shape")
+        return [Val(b.add1("Reshape", [x, shape], id=call.name), "cf", len(target) + 1)]
     shape = b.ints([0, *target], f"{call.name}.shape")
     return [Val(b.add1("Reshape", [x, shape], id=call.name), "k", len(target) + 1)]
 
@@ -164,7 +167,9 @@ def _flatten(b: Builder, call: LayerCall) -> list[Val]:
         raise call.error("data_format='channels_first' is not converted")
     if x.layout == "cf" and shape is not None and all(isinstance(d, int) for d in shape[1:]) and len(shape) > 2:
         out = b.add1("Flatten", [x.name], id=call.name, attrs={"axis": 1})
-        return [Val(out, "flatcf", 2, tuple(int(d) for d in shape[1:]))]
+        if all(d == 1 for d in shape[1:-1]):  # [N, 1, 1, C]: both orders flatten alike
+            return [Val(out, "k", 2)]
+        return [Val(out, "flatcf", 2, tuple(d for d in shape[1:] if isinstance(d, int)))]
     return [Val(b.add1("Flatten", [b.get(x, "k")], id=call.name, attrs={"axis": 1}), "k", 2)]
 
 
@@ -244,7 +249,7 @@ def _norm_params(call: LayerCall, channels: int) -> tuple[dict[str, np.ndarray],
     """gamma/beta by the center/scale flags; returns the weights and how many were consumed."""
     i = 0
     out: dict[str, np.ndarray] = {}
-    dtype = np.float32
+    dtype: np.dtype = np.dtype(np.float32)
     if call.config.get("scale", True):
         out["scale"] = call.weight(i)
         dtype = out["scale"].dtype
@@ -329,7 +334,8 @@ def _groupnorm(b: Builder, call: LayerCall) -> list[Val]:
     x = call.inputs[0]
     src, layout = (b.get(x, "cf"), "cf") if rank > 2 else (b.get(x, "k"), "k")
     shape = call.in_shapes[0]
-    channels = int(shape[-1]) if shape and shape[-1] is not None else call.weight(0).shape[0]
+    last = shape[-1] if shape else None
+    channels = int(last) if last is not None else int(call.weight(0).shape[0])
     params, _ = _norm_params(call, channels)
     groups = int(cfg.get("groups", 32))
     y = b.add1("GroupNormalization", [src], id=call.name, weights=params,
