@@ -143,5 +143,5 @@ def test_h5_without_config_is_refused(tmp_path: Path) -> None:
 def test_not_a_zip(tmp_path: Path) -> None:
     path = tmp_path / "junk.keras"
     path.write_bytes(b"PK\x03\x04" + np.arange(100, dtype=np.uint8).tobytes())
-    with pytest.raises(k5.K5Error, match="not a .keras archive"):
+    with pytest.raises(k5.K5Error, match=r"not a \.keras archive"):
         read_keras(path)
