@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from k5.convert.formats import FileFormat, register_format
 from k5.convert.keras import (  # noqa: F401 - fill the converter tables
+    export_ops,
+    export_rnn,
     layers_attention,
     layers_conv,
     layers_core,
     layers_ops,
     layers_rnn,
 )
+from k5.convert.keras.exporter import custom_objects, to_keras
 from k5.convert.keras.files import read_h5, read_keras, run_keras_file
 from k5.convert.keras.importer import from_keras
 
-__all__ = ["from_keras", "read_h5", "read_keras"]
+__all__ = ["custom_objects", "from_keras", "read_h5", "read_keras", "to_keras"]
 
 register_format(FileFormat(
     name="keras",
