@@ -21,8 +21,9 @@ from k5.convert.keras import (  # noqa: F401 - fill the converter tables
 from k5.convert.keras.exporter import custom_objects, to_keras
 from k5.convert.keras.files import read_h5, read_keras, run_keras_file
 from k5.convert.keras.importer import from_keras
+from k5.convert.keras.tf_export import to_tensorflow, to_tflite
 
-__all__ = ["custom_objects", "from_keras", "read_h5", "read_keras", "to_keras"]
+__all__ = ["custom_objects", "from_keras", "read_h5", "read_keras", "to_keras", "to_tensorflow", "to_tflite"]
 
 register_format(FileFormat(
     name="keras",
