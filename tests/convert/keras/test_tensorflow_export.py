@@ -31,9 +31,9 @@ if kind == "saved_model":
     got = [got[k].numpy() for k in sorted(got)]
 else:
     interp = tf.lite.Interpreter(model_path=path)
-    details = interp.get_input_details()
-    for d in details:
-        interp.resize_tensor_input(d["index"], data[names[0]].shape if len(names) == 1 else data["in:" + d["name"]].shape)
+    for d in interp.get_input_details():
+        x = data[names[0]] if len(names) == 1 else data["in:" + d["name"]]
+        interp.resize_tensor_input(d["index"], x.shape)
     interp.allocate_tensors()
     for d in interp.get_input_details():
         interp.set_tensor(d["index"], data[names[0]] if len(names) == 1 else data["in:" + d["name"]])

@@ -74,7 +74,7 @@ def to_tflite(model: Model, path: str | os.PathLike[str], *, select_tf_ops: bool
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
         try:
             data = converter.convert()
-        except Exception as e:  # the converter raises its own ConverterError and plain Exceptions
+        except Exception as e:  # noqa: BLE001 - the converter raises ConverterError, and plain Exceptions too
             raise ConversionError(f"TensorFlow's TFLite converter failed: {str(e)[:2000]}") from None
         part = os.path.join(tmp, "model.tflite")
         with open(part, "wb") as fh:
