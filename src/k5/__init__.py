@@ -46,6 +46,8 @@ _LAZY = {
     "save_torch": "k5.convert.torch",
     "from_keras": "k5.convert.keras",
     "to_keras": "k5.convert.keras",
+    "to_tensorflow": "k5.convert.keras",
+    "to_tflite": "k5.convert.keras",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -145,3 +145,16 @@ def test_not_a_zip(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04" + np.arange(100, dtype=np.uint8).tobytes())
     with pytest.raises(k5.K5Error, match=r"not a \.keras archive"):
         read_keras(path)
+
+
+def test_keras_format_writes_and_runs(tmp_path: Path) -> None:
+    """The registered 'keras' format writes a .keras (via to_keras) that its own runner (Keras) reproduces."""
+    fmt = format_for(str(tmp_path / "m.keras"))
+    model = converted("cnn_bn")
+    path = str(tmp_path / "m.keras")
+    fmt.write(model, path)  # type: ignore[misc]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]
+    import k5.convert.keras.keras_layers  # noqa: F401 - registers k5's layers for Keras' loader
+
+    out = fmt.run(path, model.validation.inputs)  # type: ignore[misc]
+    assert_close(next(iter(out.values())), model.validation.outputs[model.output_names()[0]])

@@ -18,18 +18,19 @@ from k5.convert.keras import (  # noqa: F401 - fill the converter tables
     layers_ops,
     layers_rnn,
 )
-from k5.convert.keras.exporter import custom_objects, to_keras
+from k5.convert.keras.exporter import custom_objects, save_keras, to_keras
 from k5.convert.keras.files import read_h5, read_keras, run_keras_file
 from k5.convert.keras.importer import from_keras
 from k5.convert.keras.tf_export import to_tensorflow, to_tflite
 
-__all__ = ["custom_objects", "from_keras", "read_h5", "read_keras", "to_keras", "to_tensorflow", "to_tflite"]
+__all__ = ["custom_objects", "from_keras", "save_keras", "read_h5", "read_keras", "to_keras", "to_tensorflow", "to_tflite"]
 
 register_format(FileFormat(
     name="keras",
     extensions=(".keras",),
     description="Keras 3 model archive (config.json + model.weights.h5), read without Keras or code execution",
     read=read_keras,
+    write=save_keras,
     run=run_keras_file,
     extra="tensorflow",
     requires=("h5py",),

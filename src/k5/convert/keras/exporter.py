@@ -19,7 +19,7 @@ from k5.errors import ConversionError, K5Error, UnsupportedOpsError
 from k5.format.model import Model, Node, as_array
 from k5.ops import find_schema
 
-__all__ = ["Ctx", "channels_last", "custom_objects", "to_keras"]
+__all__ = ["Ctx", "channels_last", "custom_objects", "save_keras", "to_keras"]
 
 
 def _inverse(perm: list[int]) -> list[int]:
@@ -151,6 +151,26 @@ def to_keras(model: Model) -> Any:
         outputs.append(cx.view(t.name, None, t.name))
     return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs if len(outputs) > 1 else outputs[0],
                        name=model.graph.name or "k5_model")
+
+
+def save_keras(model: Model, path: str) -> None:
+    """:func:`to_keras`, then ``model.save`` to ``path`` (``.keras``) atomically: written beside the target under a
+    temporary name, then renamed."""
+    import os
+    import tempfile
+
+    target = os.path.abspath(os.fspath(path))
+    if not target.lower().endswith(".keras"):
+        raise ConversionError(f"a Keras model file must end in .keras. Received: {path!r}")
+    kmodel = to_keras(model)
+    fd, tmp = tempfile.mkstemp(prefix=".k5-", suffix=".keras", dir=os.path.dirname(target) or ".")
+    os.close(fd)
+    try:
+        kmodel.save(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def custom_objects() -> dict[str, Any]:
