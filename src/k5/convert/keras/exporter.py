@@ -79,7 +79,7 @@ class Ctx:
             self.perms.pop(name, None)
 
     def layer_name(self, node_id: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_.\-]", "_", node_id) or "layer"
+        base = re.sub(r"[^A-Za-z0-9_]", "_", node_id) or "layer"  # torch-backend parameter names refuse "."
         name, n = base, 1
         while name in self.names:
             n += 1
