@@ -23,7 +23,16 @@ from k5.convert.keras.files import read_h5, read_keras, run_keras_file
 from k5.convert.keras.importer import from_keras
 from k5.convert.keras.tf_export import to_tensorflow, to_tflite
 
-__all__ = ["custom_objects", "from_keras", "save_keras", "read_h5", "read_keras", "to_keras", "to_tensorflow", "to_tflite"]
+__all__ = [
+    "custom_objects",
+    "from_keras",
+    "read_h5",
+    "read_keras",
+    "save_keras",
+    "to_keras",
+    "to_tensorflow",
+    "to_tflite",
+]
 
 register_format(FileFormat(
     name="keras",
