@@ -138,6 +138,29 @@ def gru_v1(keras: Any) -> Any:
     return keras.Model(inp, x, name="gru_v1")
 
 
+def misc(keras: Any) -> Any:
+    """Layers the other models do not cover."""
+    L = keras.layers
+    x = inp = keras.Input((8, 8, 4))
+    x = L.Normalization(mean=[0.1, 0.2, 0.3, 0.4], variance=[1.0, 2.0, 0.5, 1.5])(x)
+    x = L.Cropping2D(((1, 0), (0, 1)))(x)
+    x = L.Resizing(10, 10)(x)
+    x = L.GroupNormalization(groups=2)(x)
+    x = L.PReLU()(x)
+    x = L.Conv2D(6, 3, strides=2, padding="same")(x)
+    x = L.LeakyReLU(negative_slope=0.1)(x)
+    x = L.ELU(alpha=0.5)(x)
+    g = L.GlobalMaxPooling2D(keepdims=True)(x)
+    x = L.Multiply()([x, g])
+    v = L.Reshape((1, 5, 5, 6))(x)
+    v = L.Conv3D(3, (1, 3, 3), padding="same", activation="mish")(v)
+    x = L.Reshape((25, 3))(v)
+    x = L.Conv1DTranspose(4, 3, strides=2, padding="same")(x)
+    x = L.DepthwiseConv1D(3, padding="same", depth_multiplier=2)(x)
+    x = L.Softmax(axis=1)(x)
+    return keras.Model(inp, x, name="misc")
+
+
 #: models to_torch cannot run, with the reason (checked to raise the named error)
 NOT_TORCH = {"gru_v1": "linear_before_reset=0"}
 
@@ -145,4 +168,5 @@ ZOO: dict[str, Callable[[Any], Any]] = {
     "mlp": mlp, "cnn_bn": cnn_bn, "separable": separable, "conv1d": conv1d, "rnn": rnn,
     "transformer": transformer, "text_classifier": text_classifier, "shapes": shapes,
     "gru_v1": gru_v1,
+    "misc": misc,
 }

@@ -194,6 +194,17 @@ def _groupnorm(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     return [(_apply(cx, node, layer, x, weights=[_w(node, "scale"), _w(node, "bias")]), perm)]  # type: ignore
 
 
+@EXPORTERS.register("PRelu")
+def _prelu(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
+    x = _x(cx, node)
+    slope = _w(node, "slope")
+    if slope is None or None in x.shape[1:]:
+        raise ConversionError("needs a stored slope and a static input shape", where=node.label)
+    alpha = np.broadcast_to(slope, x.shape[1:]).astype(np.float32)
+    layer = cx.keras.layers.PReLU(name=cx.layer_name(node.id))
+    return [_apply(cx, node, layer, x, weights=[alpha])]
+
+
 @EXPORTERS.register("Embedding")
 def _embedding(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     table = _w(node, "weight")
@@ -370,10 +381,20 @@ def _resize(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     if len(node.inputs) < 3 or not node.inputs[2]:
         raise ConversionError("only Resize by constant scales is converted", where=node.label)
     scales = cx.const(node.inputs[2], node).ravel()
-    size = [int(s) for s in scales[2:]]
-    if list(scales[:2]) != [1, 1] or any(s != int(s) or s < 1 for s in scales[2:]):
-        raise ConversionError(f"scales {list(scales)} are not integer upsampling", where=node.label)
     mode, coord = attrs.get("mode"), attrs.get("coordinate_transformation_mode")
+    name = cx.layer_name(node.id)
+    if list(scales[:2]) != [1, 1]:
+        raise ConversionError(f"scales {list(scales)} resize the batch or channel axis", where=node.label)
+    if any(s != int(s) or s < 1 for s in scales[2:]):  # a fixed output size: keras.layers.Resizing (2-D)
+        dims = x.shape[1:-1]
+        nearest = (mode, attrs.get("nearest_mode")) == ("nearest", "round_prefer_ceil")
+        if n != 2 or coord != "half_pixel" or not (mode == "linear" or nearest) or None in dims:
+            raise ConversionError(f"Resize mode={mode!r} ({coord}) by {list(scales)} is not converted",
+                                  where=node.label)
+        out = [int(np.floor(d * s)) for d, s in zip(dims, scales[2:], strict=True)]
+        layer = cx.keras.layers.Resizing(*out, interpolation="bilinear" if mode == "linear" else "nearest", name=name)
+        return [(layer(x), perm)]
+    size = [int(s) for s in scales[2:]]
     if mode == "nearest" and (coord, attrs.get("nearest_mode")) in (("asymmetric", "floor"),
                                                                     ("half_pixel", "round_prefer_floor")):
         interp = "nearest"  # the same pixels for integer scales
@@ -381,7 +402,6 @@ def _resize(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
         interp = "bilinear"
     else:
         raise ConversionError(f"Resize mode={mode!r} ({coord}) is not converted", where=node.label)
-    name = cx.layer_name(node.id)
     if n == 1:
         return [(cx.keras.layers.UpSampling1D(size[0], name=name)(x), perm)]
     kw = {"interpolation": interp} if n == 2 else {}

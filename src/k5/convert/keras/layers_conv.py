@@ -285,3 +285,27 @@ def _upsample(b: Builder, call: LayerCall) -> list[Val]:
     scales = b.const(np.asarray([1.0, 1.0, *size], np.float32), f"{call.name}.scales")
     y = b.add1("Resize", [src, "", scales], id=call.name, attrs=attrs)
     return [Val(y, "cf", n + 2)]
+
+
+@LAYERS.register("Resizing", produces=("Resize", "Constant", "Transpose"))
+def _resizing(b: Builder, call: LayerCall) -> list[Val]:
+    """tf.image.resize semantics (half_pixel centres, no antialiasing) to a fixed height and width."""
+    _check_format(call)
+    cfg = call.config
+    if cfg.get("crop_to_aspect_ratio") or cfg.get("pad_to_aspect_ratio") or cfg.get("antialias"):
+        raise call.error("crop_to_aspect_ratio, pad_to_aspect_ratio and antialias are not converted")
+    interp = cfg.get("interpolation", "bilinear")
+    modes = {"bilinear": {"mode": "linear"}, "nearest": {"mode": "nearest", "nearest_mode": "round_prefer_ceil"}}
+    if interp not in modes:
+        raise call.error(f"interpolation={interp!r} is not converted (bilinear, nearest)")
+    attrs = {**modes[interp], "coordinate_transformation_mode": "half_pixel"}
+    src = b.get(call.inputs[0], "cf")
+    shape = call.in_shapes[0]
+    if shape is None or shape[-1] is None:
+        raise call.error("needs the channel count of its input")
+    if any(d is None for d in shape[1:3]):
+        raise call.error("needs the input's height and width")
+    scales = [1.0, 1.0, int(cfg["height"]) / int(shape[1]), int(cfg["width"]) / int(shape[2])]  # type: ignore
+    y = b.add1("Resize", [src, "", b.const(np.asarray(scales, np.float32), f"{call.name}.scales")], id=call.name,
+               attrs=attrs)
+    return [Val(y, "cf", 4)]
