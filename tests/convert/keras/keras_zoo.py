@@ -161,6 +161,20 @@ def misc(keras: Any) -> Any:
     return keras.Model(inp, x, name="misc")
 
 
+def nested(keras: Any) -> Any:
+    """Transfer-learning shape: a functional backbone and a Sequential head used as layers of a model."""
+    L = keras.layers
+    b_in = keras.Input((12, 12, 3))
+    b = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(b_in)
+    b = L.BatchNormalization()(b)
+    backbone = keras.Model(b_in, L.DepthwiseConv2D(3, padding="same")(b), name="backbone")
+    head = keras.Sequential([L.Dense(6, activation="relu"), L.Dropout(0.2), L.Dense(3)], name="head")
+    inp = keras.Input((12, 12, 3), name="pixels")
+    x = backbone(L.Rescaling(1 / 4.0)(inp))
+    x = L.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, head(x), name="nested")
+
+
 #: models to_torch cannot run, with the reason (checked to raise the named error)
 NOT_TORCH = {"gru_v1": "linear_before_reset=0"}
 
@@ -169,4 +183,5 @@ ZOO: dict[str, Callable[[Any], Any]] = {
     "transformer": transformer, "text_classifier": text_classifier, "shapes": shapes,
     "gru_v1": gru_v1,
     "misc": misc,
+    "nested": nested,
 }

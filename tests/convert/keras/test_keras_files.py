@@ -24,7 +24,7 @@ from k5.convert.formats import format_for  # noqa: E402
 from k5.convert.keras import read_h5, read_keras  # noqa: E402
 from k5.errors import ConversionError, HostileSizeError, UnsafeFileError  # noqa: E402
 
-NAMES = ["cnn_bn", "rnn", "transformer", "text_classifier"]
+NAMES = ["cnn_bn", "rnn", "transformer", "text_classifier", "nested"]
 
 
 @pytest.mark.parametrize("ext", [".keras", ".h5"])

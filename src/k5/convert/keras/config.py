@@ -38,6 +38,7 @@ class ParsedCall:
     kwargs: dict[str, Any] = field(default_factory=dict)
     roles: dict[str, int] = field(default_factory=dict)
     args: list[Any] = field(default_factory=list)  # positional args, tensors as {TENSOR: index}
+    path: tuple[str, ...] = ()  # the nested models holding this layer, outermost first
 
 
 def op_key(layer: dict[str, Any]) -> str:
@@ -57,6 +58,28 @@ class ParsedModel:
     calls: list[ParsedCall]
     outputs: list[TensorRef]
     layer_classes: dict[str, str]
+    aliases: dict[TensorRef, TensorRef] = field(default_factory=dict)  # nested models' inputs and outputs
+
+
+def _inline(outer: str, layer: dict[str, Any], cls: str, inputs: list[TensorRef], calls: list[ParsedCall],
+            layer_classes: dict[str, str], aliases: dict[TensorRef, TensorRef]) -> None:
+    """Splice a nested model called once on ``inputs``: its layers join ``calls`` (with ``path`` prefixed), its
+    inputs alias ``inputs`` and ``(outer, 0, i)`` aliases its outputs."""
+    inner = parse_model_config(cls, layer.get("config", {}))
+    if len(inner.inputs) != len(inputs):
+        raise ConversionError(f"nested model {outer!r} takes {len(inner.inputs)} inputs. Received: {len(inputs)}")
+    clash = set(inner.layer_classes) & set(layer_classes)
+    if clash - {i[0] for i in inner.inputs}:
+        raise ConversionError(f"nested model {outer!r} reuses layer names {sorted(clash)}")
+    for pc in inner.calls:
+        pc.path = (outer, *pc.path)
+        calls.append(pc)
+    layer_classes.update(inner.layer_classes)
+    aliases.update(inner.aliases)
+    for (name, _, _), ref in zip(inner.inputs, inputs, strict=True):
+        aliases[(name, 0, 0)] = ref
+    for i, ref in enumerate(inner.outputs):
+        aliases[(outer, 0, i)] = ref
 
 
 def _dtype(value: Any) -> str:
@@ -83,8 +106,10 @@ def _check_class(layer: dict[str, Any], unknown: dict[str, int]) -> str:
         elif registered not in (None, cls) and isinstance(registered, str) and ">" in registered:
             unknown[f"{registered} (custom object)"] = unknown.get(registered, 0) + 1
         return cls
+    if cls in _MODEL_CLASSES and isinstance(layer.get("config", {}).get("layers"), list):
+        return cls  # a nested Sequential/functional model: inlined
     if cls in _MODEL_CLASSES:
-        unknown[f"{cls} (a nested model; convert it on its own)"] = unknown.get(cls, 0) + 1
+        unknown[f"{cls} (a subclassed nested model)"] = unknown.get(cls, 0) + 1
     elif registered and registered != cls:
         unknown[f"{registered} (custom object)"] = unknown.get(registered, 0) + 1
     else:
@@ -180,13 +205,21 @@ def parse_model_config(class_name: str, config: dict[str, Any]) -> ParsedModel:
     by_name: dict[str, dict[str, Any]] = {}
     calls: list[ParsedCall] = []
     layer_classes: dict[str, str] = {}
+    aliases: dict[TensorRef, TensorRef] = {}
     for layer, cls in zip(layers, classes, strict=True):
         lname = str(layer.get("name") or layer.get("config", {}).get("name"))
         by_name[lname] = layer
         layer_classes[lname] = cls
         if cls == "InputLayer":
             continue
-        for i, node in enumerate(layer.get("inbound_nodes", [])):
+        nodes = layer.get("inbound_nodes", [])
+        if cls in _MODEL_CLASSES:
+            if len(nodes) != 1:
+                raise ConversionError(f"nested model {lname!r} is called {len(nodes)} times; only once is converted")
+            _inline(lname, layer, cls, _functional_call(layer, cls, lname, 0, nodes[0]).inputs, calls,
+                    layer_classes, aliases)
+            continue
+        for i, node in enumerate(nodes):
             calls.append(_functional_call(layer, cls, lname, i, node))
     for ref in input_refs:
         layer = by_name.get(ref[0])
@@ -194,7 +227,7 @@ def parse_model_config(class_name: str, config: dict[str, Any]) -> ParsedModel:
             raise ConversionError(f"model input {ref[0]!r} is not an InputLayer")
         cfg = layer.get("config", {})
         inputs.append((ref[0], _input_shape(cfg), _dtype(cfg.get("dtype"))))
-    return ParsedModel(name, inputs, calls, _refs(config.get("output_layers", [])), layer_classes)
+    return ParsedModel(name, inputs, calls, _refs(config.get("output_layers", [])), layer_classes, aliases)
 
 
 def _sequential(name: str, config: dict[str, Any], layers: list[dict[str, Any]], classes: list[str]) -> ParsedModel:
@@ -218,14 +251,19 @@ def _sequential(name: str, config: dict[str, Any], layers: list[dict[str, Any]],
     prev: TensorRef = (in_name, 0, 0)
     prev_shape: list[int | None] | None = shape
     prev_dtype: str | None = dtype
-    calls = []
+    calls: list[ParsedCall] = []
     layer_classes = {in_name: "InputLayer"}
+    aliases: dict[TensorRef, TensorRef] = {}
     for layer, cls in zip(layers[start:], classes[start:], strict=True):
         cfg = layer.get("config", {})
         lname = str(cfg.get("name", layer.get("name")))
         layer_classes[lname] = cls
+        if cls in _MODEL_CLASSES:
+            _inline(lname, layer, cls, [prev], calls, layer_classes, aliases)
+            prev, prev_shape, prev_dtype = (lname, 0, 0), None, None
+            continue
         built = (layer.get("build_config") or {}).get("input_shape")
         in_shape = list(built) if isinstance(built, list) else prev_shape
         calls.append(ParsedCall(cls, lname, 0, cfg, [prev], [in_shape], [prev_dtype]))
         prev, prev_shape, prev_dtype = (lname, 0, 0), None, None
-    return ParsedModel(name, [(in_name, shape, dtype)], calls, [prev], layer_classes)
+    return ParsedModel(name, [(in_name, shape, dtype)], calls, [prev], layer_classes, aliases)

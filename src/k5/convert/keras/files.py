@@ -133,9 +133,10 @@ def _model_config(top: Any, where: str) -> ParsedModel:
         raise e.located(where) from None
 
 
-def _finish(parsed: ParsedModel, weights: dict[str, list[np.ndarray]], where: str, producer: str) -> Model:
-    def get(layer: str) -> list[np.ndarray]:
-        return weights.get(layer, [])
+def _finish(parsed: ParsedModel, weights: dict[tuple[str, ...], list[np.ndarray]], where: str,
+            producer: str) -> Model:
+    def get(path: tuple[str, ...]) -> list[np.ndarray]:
+        return weights.get(path, [])
 
     try:
         model = convert_parsed(parsed, get)
@@ -166,11 +167,15 @@ def _layer_vars(h5: _H5, group: h5py.Group, cls: str | None) -> list[np.ndarray]
     return out
 
 
-def _keras_weights(h5: _H5, parsed: ParsedModel) -> dict[str, list[np.ndarray]]:
-    layers = h5.child(h5.f, "layers")
+def _keras_weights(h5: _H5, parsed: ParsedModel, root: h5py.Group | None = None, path: tuple[str, ...] = (),
+                   depth: int = 0) -> dict[tuple[str, ...], list[np.ndarray]]:
+    """Layer path -> variables; a nested model's group (one with ``layers``) is walked in turn."""
+    if depth > 32:
+        raise FormatError("models nested more than 32 deep", where=h5.where)
+    layers = h5.child(h5.f if root is None else root, "layers")
     if layers is None:
         return {}
-    out: dict[str, list[np.ndarray]] = {}
+    out: dict[tuple[str, ...], list[np.ndarray]] = {}
     for key in h5.children(layers):
         group = h5.child(layers, key)
         if not isinstance(group, h5py.Group):
@@ -179,7 +184,10 @@ def _keras_weights(h5: _H5, parsed: ParsedModel) -> dict[str, list[np.ndarray]]:
         name = h5.attr_text(vars_, "name") if vars_ is not None else None
         if name is None or name not in parsed.layer_classes:
             continue
-        out[name] = _layer_vars(h5, group, parsed.layer_classes[name])
+        if h5.child(group, "layers") is not None:
+            out.update(_keras_weights(h5, parsed, group, (*path, name), depth + 1))
+            continue
+        out[(*path, name)] = _layer_vars(h5, group, parsed.layer_classes[name])
     return out
 
 
@@ -239,7 +247,7 @@ def read_h5(path: str | os.PathLike[str]) -> Model:
         root = h5.child(f, "model_weights")
         if root is None:
             raise FormatError("has no 'model_weights' group", where=where)
-        weights: dict[str, list[np.ndarray]] = {}
+        weights: dict[tuple[str, ...], list[np.ndarray]] = {}
         for layer in parsed.layer_classes:
             group = h5.child(root, layer)
             if group is None:
@@ -249,15 +257,20 @@ def read_h5(path: str | os.PathLike[str]) -> Model:
                 listed = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in np.asarray(names).ravel()]
             except (TypeError, ValueError, UnicodeDecodeError) as e:
                 raise FormatError(f"layer {layer!r}: unreadable weight_names: {e}", where=where) from None
-            arrays = []
+            nested = parsed.layer_classes.get(layer) in ("Functional", "Sequential", "Model")
             for wname in listed:
                 obj: Any = group
                 for part in wname.split("/"):
                     obj = h5.child(obj, part) if isinstance(obj, h5py.Group) else None
                     if obj is None:
                         raise FormatError(f"layer {layer!r}: weight {wname!r} is listed but absent", where=where)
-                arrays.append(h5.array(obj, f"model_weights/{layer}/{wname}"))
-            weights[layer] = arrays
+                parts = wname.split("/")
+                if nested:  # a nested model's weights: "<inner>/<var>" or "<model>/<inner>/<var>", in order
+                    inner = parts[1] if parts[0] == layer and len(parts) > 2 else parts[0]
+                    key: tuple[str, ...] = (layer, inner)
+                else:
+                    key = (layer,)
+                weights.setdefault(key, []).append(h5.array(obj, f"model_weights/{layer}/{wname}"))
         version = h5.attr_text(f, "keras_version") or "?"
     return _finish(parsed, weights, where, f"k5 / legacy Keras .h5 file (Keras {version})")
 

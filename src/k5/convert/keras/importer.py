@@ -22,7 +22,7 @@ from k5.format.model import Graph, Metadata, Model, Node, TensorInfo, Validation
 __all__ = ["convert_parsed", "from_keras", "import_keras"]
 
 _DEBUG = False
-WeightFn = Callable[[str], list[np.ndarray]]
+WeightFn = Callable[[tuple[str, ...]], list[np.ndarray]]
 INSTALL = "pip install 'k5[tensorflow]' (or 'k5[keras]' with a Keras backend of your choice)"
 
 
@@ -44,10 +44,17 @@ def _tensor_infos(parsed: ParsedModel) -> list[TensorInfo]:
 
 
 def convert_parsed(parsed: ParsedModel, weights: WeightFn) -> Model:
-    """Build the k5 model of a parsed Keras config; ``weights(layer)`` gives a layer's arrays in
-    ``layer.get_weights()`` order."""
+    """Build the k5 model of a parsed Keras config; ``weights(path)`` gives a layer's arrays in
+    ``layer.get_weights()`` order (``path``: the nested models holding it, then its name)."""
     b = Builder()
     values: dict[TensorRef, Val] = {}
+
+    def real(ref: TensorRef) -> TensorRef:
+        seen = 0
+        while ref in parsed.aliases and seen < 1000:
+            ref, seen = parsed.aliases[ref], seen + 1
+        return ref
+
     for name, shape, _ in parsed.inputs:
         b.names.add(name)
         values[(name, 0, 0)] = Val(name, "k", len(shape))
@@ -56,18 +63,18 @@ def convert_parsed(parsed: ParsedModel, weights: WeightFn) -> Model:
         progressed = False
         rest = []
         for pc in pending:
-            if not all(r in values for r in pc.inputs):
+            if not all(real(r) in values for r in pc.inputs):
                 rest.append(pc)
                 continue
             progressed = True
             fn = LAYERS.get(pc.class_name)
             assert fn is not None  # checked by parse_model_config
-            ins = [values[r] for r in pc.inputs]
+            ins = [values[real(r)] for r in pc.inputs]
             for v, s in zip(ins, pc.shapes, strict=True):
                 if s is not None and v.rank is None:
                     v.rank = len(s)
             node_id = pc.layer if pc.index == 0 else f"{pc.layer}_call{pc.index}"
-            ws = [] if pc.class_name.startswith("ops.") else weights(pc.layer)
+            ws = [] if pc.class_name.startswith("ops.") else weights((*pc.path, pc.layer))
             call = LayerCall(pc.class_name, node_id, pc.config, ws, ins, pc.shapes, pc.dtypes, pc.kwargs,
                              pc.roles, pc.args)
             try:
@@ -81,13 +88,14 @@ def convert_parsed(parsed: ParsedModel, weights: WeightFn) -> Model:
             for i, v in enumerate(outs):
                 values[(pc.layer, pc.index, i)] = v
         if not progressed:
-            missing = sorted({r[0] for pc in rest for r in pc.inputs if r not in values})
+            missing = sorted({r[0] for pc in rest for r in pc.inputs if real(r) not in values})
             raise ConversionError(f"the model config's graph cannot be ordered; inputs never produced: {missing}")
         pending = rest
     outputs: list[TensorInfo] = []
     renames: dict[str, str] = {}
     input_names = {n for n, _, _ in parsed.inputs}
     for ref in parsed.outputs:
+        ref = real(ref)
         if ref not in values:
             raise ConversionError(f"model output {ref[0]!r} is never computed")
         tensor = b.get(values[ref], "k")
@@ -214,8 +222,11 @@ def from_keras(
     cls, config = _live_config(model)
     parsed = parse_model_config(cls, config)
 
-    def weights(layer: str) -> list[np.ndarray]:
-        return [np.asarray(keras.ops.convert_to_numpy(v)) for v in model.get_layer(layer).weights]
+    def weights(path: tuple[str, ...]) -> list[np.ndarray]:
+        layer = model
+        for name in path:
+            layer = layer.get_layer(name)
+        return [np.asarray(keras.ops.convert_to_numpy(v)) for v in layer.weights]
 
     k5model = convert_parsed(parsed, weights)
     k5model.metadata = metadata or Metadata()
