@@ -21,7 +21,6 @@ from k5.format.model import Graph, Metadata, Model, Node, TensorInfo, Validation
 
 __all__ = ["convert_parsed", "from_keras", "import_keras"]
 
-_DEBUG = False
 WeightFn = Callable[[tuple[str, ...]], list[np.ndarray]]
 INSTALL = "pip install 'k5[tensorflow]' (or 'k5[keras]' with a Keras backend of your choice)"
 
@@ -82,8 +81,6 @@ def convert_parsed(parsed: ParsedModel, weights: WeightFn) -> Model:
             except K5Error as e:
                 raise e if e.where else e.located(call.where()) from None
             except (KeyError, IndexError, ValueError, TypeError) as e:  # a malformed config
-                if _DEBUG:
-                    raise
                 raise ConversionError(f"cannot convert: {type(e).__name__}: {e}", where=call.where()) from None
             for i, v in enumerate(outs):
                 values[(pc.layer, pc.index, i)] = v
