@@ -21,6 +21,7 @@ __all__ = [
     "TensorInfo",
     "ValidationPair",
     "__version__",
+    "from_keras",
     "from_onnx",
     "from_torch",
     "from_torch7",
@@ -28,7 +29,10 @@ __all__ = [
     "run",
     "save",
     "save_torch",
+    "to_keras",
     "to_onnx",
+    "to_tensorflow",
+    "to_tflite",
     "to_torch",
     "to_torch7",
 ]
@@ -48,18 +52,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "to_torch7": ("k5.convert.torch7", None),
     "from_keras": ("k5.convert.keras", "keras"),
     "to_keras": ("k5.convert.keras", "keras"),
+    "to_tensorflow": ("k5.convert.keras", "tensorflow"),
+    "to_tflite": ("k5.convert.keras", "tensorflow"),
 }
-
-
-def _present(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-# the Keras converter is being built: its names are public once its package exists
-if _present("k5.convert.keras"):
-    __all__ += ["from_keras", "to_keras"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from k5.format.hdf5 import load, save

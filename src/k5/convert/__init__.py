@@ -18,7 +18,9 @@ __all__ = ["EXTRAS", "framework_missing", "install_hint", "require", "requires_e
 EXTRAS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnx", "onnxruntime"),
     "torch": ("torch",),
-    "keras": ("keras", "tensorflow"),
+    "keras": ("keras",),
+    "tensorflow": ("tensorflow", "keras"),
+    "hf": ("transformers",),
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
