@@ -41,6 +41,7 @@ register_format(FileFormat(
     read=read_keras,
     write=save_keras,
     run=run_keras_file,
+    runtime="Keras (keras.saving.load_model)",
     extra="tensorflow",
     requires=("h5py",),
 ))
@@ -50,6 +51,7 @@ register_format(FileFormat(
     description="legacy Keras model (.h5: model_config attribute + model_weights), read with h5py only",
     read=read_h5,
     run=run_keras_file,
+    runtime="Keras (keras.saving.load_model)",
     extra="tensorflow",
     requires=("h5py",),
 ))
