@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
-from k5.errors import MissingDependencyError
+from k5.errors import K5Error, MissingDependencyError
 
 __all__ = ["EXTRAS", "framework_missing", "install_hint", "require", "requires_extra"]
 
@@ -69,6 +69,12 @@ def requires_extra(extra: str) -> Callable[[F], F]:
                 if err is None:
                     raise
                 raise err from e
+            except K5Error as e:  # a converter's wrapper may have turned the failed import into a ConversionError
+                cause = e.__cause__
+                err = framework_missing(cause, extra, f"k5.{fn.__name__}") if isinstance(cause, ImportError) else None
+                if err is None:
+                    raise
+                raise err from cause
 
         return call  # type: ignore[return-value]
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from k5.convert.keras.tables import EXPORTERS
-from k5.errors import ConversionError, K5Error, UnsupportedOpsError
+from k5.errors import ConversionError, K5Error, SaveError, UnsupportedOpsError
 from k5.format.model import Model, Node, as_array
 from k5.ops import find_schema
 
@@ -162,6 +162,9 @@ def save_keras(model: Model, path: str) -> None:
     target = os.path.abspath(os.fspath(path))
     if not target.lower().endswith(".keras"):
         raise ConversionError(f"a Keras model file must end in .keras. Received: {path!r}")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise SaveError(f"the directory {folder!r} does not exist", where=target)
     kmodel = to_keras(model)
     fd, tmp = tempfile.mkstemp(prefix=".k5-", suffix=".keras", dir=os.path.dirname(target) or ".")
     os.close(fd)

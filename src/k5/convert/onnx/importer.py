@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from k5.convert import require
 from k5.convert.naming import unique_name
 from k5.convert.onnx.deferred import PLAIN_DTYPES
 from k5.convert.onnx.scan8 import scan8_as_loop
@@ -571,6 +572,7 @@ def from_onnx(model: Source) -> Model:
     """
     from k5.format.checks import check_graph
 
+    require("onnx", "onnx", purpose="reading ONNX models")  # before the source: a missing extra is named first
     proto, path = open_onnx(model)
     try:
         converted = _convert(proto, path)
