@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from k5._version import __version__
 from k5.errors import K5Error
 from k5.format.model import DataSplit, Graph, Metadata, Model, Node, TensorInfo, ValidationPair
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DataSplit",

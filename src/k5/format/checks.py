@@ -223,7 +223,7 @@ def check_ops(model: Model, *, allow_unknown: bool = False) -> None:
     An op in the default domain that this release does not know is an :class:`UnknownOpError` unless
     ``allow_unknown``; ops in custom domains without an implementation are kept and not checked.
     """
-    from k5.ops.registry import OPSET_VERSION, find_schema, get_schema
+    from k5.ops import OPSET_VERSION, find_schema, get_schema
 
     version = model.opset.get(DEFAULT_DOMAIN, 1)
     if version > OPSET_VERSION:

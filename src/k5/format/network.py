@@ -11,14 +11,12 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from k5.errors import HostileSizeError, JSONSyntaxError, SchemaError, VersionError
-from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, WeightSpec, weight_dtype, weight_shape
 
 __all__ = [
@@ -318,7 +316,7 @@ def check_network_version(doc: dict[str, Any]) -> bool:
         )
     opset = doc.get("opset")
     if isinstance(opset, dict) and isinstance(opset.get(DEFAULT_DOMAIN), int):
-        from k5.ops.registry import OPSET_VERSION
+        from k5.ops import OPSET_VERSION
 
         if opset[DEFAULT_DOMAIN] > OPSET_VERSION:
             raise VersionError(
@@ -477,7 +475,7 @@ def _value_from_dict(d: dict[str, Any], path: str = "$") -> TensorInfo:
 
 
 def _node_from_dict(d: dict[str, Any], path: str, depth: int, opset: dict[str, int]) -> Node:
-    from k5.ops.registry import find_schema
+    from k5.ops import find_schema
 
     domain = d.get("domain", DEFAULT_DOMAIN)
     if domain not in opset:
@@ -552,13 +550,3 @@ def loads_network(text: str | bytes) -> Model:
     validate_schema(doc, allow_unknown_keys=newer_minor)
     graph, opset = graph_from_dict(doc)
     return Model(graph=graph, opset=opset)
-
-
-def iter_weight_specs(graph: Graph) -> Iterator[tuple[tuple[str, ...], Node, str, Any]]:
-    """(path of owner ids/attrs, node, param, value) for every weight, nested graphs included."""
-    for path, node in graph.walk():
-        for param, value in node.weights.items():
-            yield path, node, param, value
-
-
-_ = DTYPES  # the schema's dtype enum mirrors this table (a test checks it)
