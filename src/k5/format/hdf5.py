@@ -14,10 +14,9 @@ The work is split by job (docs/spec.md specifies the layout):
 from __future__ import annotations
 
 from k5.format.checksums import verify_checksums
-from k5.format.isolate import check_untrusted
 from k5.format.lazy import CopyOnWrite, LazyDataset, LazyTensor
 from k5.format.names import decode_name, encode_name, weight_paths
-from k5.format.reader import load, validate
+from k5.format.reader import check_untrusted, load, validate
 from k5.format.untrusted import ALLOWED_FILTERS, MAX_DEFLATE_RATIO, MAX_TEXT_BYTES
 from k5.format.writer import FORMAT_VERSION, save
 

@@ -1,21 +1,39 @@
-"""Process isolation: validate an untrusted file in a separate, resource-limited process.
+"""Process isolation: what the HDF5 C library does with a file's bytes happens, first, in another process.
 
-:func:`check_untrusted` runs ``python -m k5.format.isolated_child`` with a time and memory limit; a hang, a crash
-of the HDF5 C library or a memory blow-up there becomes a :class:`~k5.errors.K5Error` here.
+- :func:`guard` (every :func:`k5.load` by default): a forked child asks HDF5 for everything a load will (every
+  object header, attribute, string and chunk index the load reaches, but no weight bytes), reporting each step in
+  shared memory. The parent kills it when a step makes no progress for ``GUARD_IDLE_CPU`` seconds of the child's
+  CPU time (a parser loop, such as HDF5's on a malformed global heap) or when the whole walk overruns a budget
+  proportional to the metadata (steps and bytes); a crash of the child is reported too. Only then does the load
+  run in this process, over structures now known to terminate. Its cost scales with the metadata, not the weights.
+- :func:`check_untrusted` (``k5 validate``, ``load(isolate=True)``): the whole validation, checksums included, in
+  ``python -m k5.format.isolated_child`` with a time and memory limit.
+
+A hang, a crash of the HDF5 C library or a memory blow-up there becomes a :class:`~k5.errors.K5Error` here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import mmap
 import os
+import select
 import signal
+import struct
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+
+import h5py
 
 import k5.errors as errors
 from k5.errors import FormatError, K5Error, UnsafeFileError
+from k5.format.untrusted import set_progress
 
-__all__ = ["check_untrusted"]
+__all__ = ["GUARD_IDLE_CPU", "check_untrusted", "guard"]
 
 CHILD_MODULE = "k5.format.isolated_child"
 
@@ -57,3 +75,110 @@ def check_untrusted(path: str | os.PathLike[str], *, timeout: float = 120.0, max
         cls = FormatError
     inner = result.get("where") or ""
     raise cls(str(result.get("message")), where=inner if inner.startswith(name) else f"{name}: {inner}".rstrip(": "))
+
+
+#: CPU seconds one HDF5 step (open an object, read an attribute...) may take in the guard's child, plus
+#: ``GUARD_BYTE_CPU`` per byte the step announces (a long string, a large chunk index).
+GUARD_IDLE_CPU = 0.1
+#: Wall-clock seconds without a step before the child counts as stuck even when it burns no CPU.
+GUARD_IDLE_WALL = 10.0
+#: CPU seconds for the whole walk: a base, plus an allowance per step and per byte of text read.
+GUARD_BASE_CPU = 1.0
+GUARD_STEP_CPU = 1e-3
+GUARD_BYTE_CPU = 1e-8
+#: fork() is safe to use here on Linux (on macOS, system frameworks may not survive it; Windows has none).
+GUARD_AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "fork")
+_SHARED = struct.Struct("<QQQ")  # steps, bytes announced in all, bytes announced by the current step
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux /proc), None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def guard(work: Callable[[str], object], path: str) -> None:
+    """Run ``work(path)`` in a forked child first; :class:`UnsafeFileError` when HDF5 loops or crashes there.
+
+    ``work`` asks HDF5 for what the caller is about to (its exceptions are ignored: the caller meets them again
+    in-process). Steps are reported by the trust-boundary functions (:func:`k5.format.untrusted.set_progress`).
+    The child is killed when one step takes more than ``GUARD_IDLE_CPU`` CPU seconds (or ``GUARD_IDLE_WALL``
+    seconds of wall time), or when the walk overruns ``GUARD_BASE_CPU`` + ``GUARD_STEP_CPU`` per step +
+    ``GUARD_BYTE_CPU`` per byte. Without fork (not Linux), nothing is checked.
+    """
+    if not GUARD_AVAILABLE:
+        return
+    shared = mmap.mmap(-1, _SHARED.size)
+    r, w = os.pipe()
+    # h5py serialises every HDF5 call with one lock; holding it across fork() means no other thread of this
+    # process is inside HDF5 at that moment, so the child cannot inherit a lock nobody will release.
+    with h5py._objects.phil:
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                gc.disable()  # a full collection of the parent's objects is no HDF5 step: it must not count
+                os.close(r)
+                counts = [0, 0]
+
+                def report(nbytes: int) -> None:
+                    counts[0] += 1
+                    counts[1] += nbytes
+                    _SHARED.pack_into(shared, 0, counts[0], counts[1], nbytes)
+
+                set_progress(report)
+                work(path)
+            finally:  # any exception is dropped: the parent meets the same one in-process
+                os._exit(0)
+    os.close(w)
+    try:
+        _watch(pid, r, shared, path)
+    finally:  # an interrupt while watching: the child must not outlive the call
+        os.close(r)
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        shared.close()
+
+
+def _watch(pid: int, r: int, shared: mmap.mmap, path: str) -> None:
+    last_steps = -1
+    start_cpu = idle_cpu = 0.0
+    idle_wall = time.monotonic()
+    while True:
+        ready, _, _ = select.select([r], [], [], 0.01)  # the pipe's end of file wakes us when the child exits
+        if ready:
+            os.read(r, 64)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if os.WIFSIGNALED(status):
+                sig = signal.Signals(os.WTERMSIG(status)).name
+                raise UnsafeFileError(
+                    f"the HDF5 library crashed ({sig}) parsing its metadata in a guard process; refused", where=path
+                )
+            return
+        steps, nbytes, step = _SHARED.unpack_from(shared, 0)
+        cpu = _cpu_seconds(pid)
+        now = time.monotonic()
+        if cpu is None:
+            cpu = start_cpu + (now - idle_wall)  # no /proc: count wall time as CPU time
+        if steps != last_steps:
+            last_steps, idle_cpu, idle_wall = steps, cpu, now
+        budget = GUARD_BASE_CPU + steps * GUARD_STEP_CPU + nbytes * GUARD_BYTE_CPU
+        allowed = GUARD_IDLE_CPU + step * GUARD_BYTE_CPU
+        if cpu - idle_cpu > allowed or now - idle_wall > GUARD_IDLE_WALL or cpu > budget:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            what = "made no progress for" if cpu <= budget else "overran its budget of"
+            raise UnsafeFileError(
+                f"the HDF5 library {what} {min(cpu - idle_cpu, budget):.2f} s of CPU parsing its metadata (step "
+                f"{steps}; a file crafted against the HDF5 library can make it loop); refused",
+                where=path,
+            )

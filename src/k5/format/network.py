@@ -245,7 +245,7 @@ def validate_schema(doc: Any, *, allow_unknown_keys: bool = False) -> None:
 
 # --- parsing ---------------------------------------------------------------------------------------------------
 def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (write non-finite floats as the strings \"nan\", \"inf\", \"-inf\")")
+    raise ValueError(f'{name} is not JSON (write non-finite floats as the strings "nan", "inf", "-inf")')
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -305,7 +305,7 @@ def check_network_version(doc: dict[str, Any]) -> bool:
         raise SchemaError(f"$: expected an object. Received: {_show(doc)}")
     raw = doc.get("k5_network")
     if not isinstance(raw, str):
-        raise SchemaError(f"$.k5_network: expected a version string such as \"1.0\". Received: {_show(raw)}")
+        raise SchemaError(f'$.k5_network: expected a version string such as "1.0". Received: {_show(raw)}')
     major, minor = _version(raw, "$.k5_network")
     ours = _version(NETWORK_VERSION, "NETWORK_VERSION")
     if major != ours[0]:

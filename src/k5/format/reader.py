@@ -8,6 +8,7 @@ the file). Every check of the file's bytes is in :mod:`k5.format.untrusted`; eve
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from typing import Any
@@ -16,10 +17,10 @@ import h5py
 import numpy as np
 
 from k5.errors import FormatError, K5Error, MissingWeightError, WeightMismatchError
+from k5.format import isolate as isolation
 from k5.format.checks import check_model
 from k5.format.checksums import verify_checksums
 from k5.format.dtypes import DTYPES, dtype_of
-from k5.format.isolate import check_untrusted
 from k5.format.lazy import FileSource, LazyDataset, LazyTensor
 from k5.format.model import DataSplit, Metadata, Model, Node, ValidationPair, WeightSpec
 from k5.format.names import decode_name, weight_paths
@@ -36,9 +37,10 @@ from k5.format.untrusted import (
     read_raw,
     read_text,
     root_attr,
+    step_bytes,
 )
 
-__all__ = ["load", "validate"]
+__all__ = ["check_untrusted", "load", "validate"]
 
 
 # --- binding declarations to datasets ----------------------------------------------------------------------------
@@ -194,6 +196,90 @@ def _read_split(f: h5py.File, source: FileSource, name: str) -> DataSplit | None
     return split
 
 
+# --- the guard's walk ---------------------------------------------------------------------------------------------
+_HDF5_ERRORS = (K5Error, KeyError, OSError, RuntimeError, ValueError, TypeError)
+
+
+def _touch_tree(source: FileSource, path: str) -> None:
+    """Open every object under ``path`` through hard links and ask HDF5 what a load may ask of it: the header and
+    layout of each dataset, its ``k5_dtype`` and ``sha256`` attributes and its chunk index (no data is read)."""
+    assert source.file is not None
+    group = get_object(source.file, path, f"/{path}")
+    if not isinstance(group, h5py.Group):
+        return
+    links: list[bytes] = []
+
+    def collect(name: bytes, info: Any) -> None:
+        step_bytes()  # one step per link: a group of many links is one HDF5 call
+        if info.type == h5py.h5l.TYPE_HARD:
+            links.append(name)
+
+    group.id.links.visit(collect, info=True)
+    for name in links:
+        where = f"/{path}/{name.decode('utf-8', 'replace')}"
+        with contextlib.suppress(*_HDF5_ERRORS):
+            oid = h5py.h5o.open(group.id, name)
+            if isinstance(oid, h5py.h5d.DatasetID):
+                check_dataset_id(oid, where, source.size)
+                oid.get_type()
+                ds = h5py.Dataset(oid)
+                for attr in ("k5_dtype", "sha256"):
+                    with contextlib.suppress(*_HDF5_ERRORS):
+                        read_attr(ds, attr, where)
+                dcpl = oid.get_create_plist()
+                if dcpl.get_layout() == h5py.h5d.CHUNKED:
+                    chunks = math.prod(-(-n // c) for n, c in zip(ds.shape, dcpl.get_chunk(), strict=False))
+                    step_bytes(64 * chunks)  # the chunk index to walk: about one B-tree entry per chunk
+                    oid.get_num_chunks()
+
+
+def _preflight(name: str) -> None:
+    """Everything a load (and a later checksum check) asks of the HDF5 library, without the network JSON.
+
+    Run by :func:`k5.format.isolate.guard` in a forked child before :func:`load` does the same in-process: the
+    root attributes, the network JSON and metadata strings, every object under ``/model/weights``, ``/validate``,
+    ``/training`` and ``/evaluate``. Each part goes on after an error in another, so that whatever the in-process
+    load reaches first has been reached here.
+    """
+    f, _ = open_file(name)
+    source = FileSource(f, name, use_mmap=False)
+    try:
+        steps = [
+            lambda: check_version(f),
+            lambda: read_raw(f, "model/network", "the network JSON", required=True, max_bytes=MAX_JSON_BYTES),
+            lambda: _read_metadata(f),
+            lambda: _touch_tree(source, "model/weights"),
+            lambda: _read_validation(f, source),
+            lambda: _touch_tree(source, "validate"),
+            lambda: _read_split(f, source, "training"),
+            lambda: _read_split(f, source, "evaluate"),
+            lambda: _touch_tree(source, "training"),
+            lambda: _touch_tree(source, "evaluate"),
+        ]
+        for step in steps:
+            with contextlib.suppress(*_HDF5_ERRORS):
+                step()
+    finally:
+        source.close()
+
+
+def _guard(name: str) -> None:
+    try:
+        isolation.guard(_preflight, name)
+    except K5Error as e:
+        raise (e if (e.where or "").startswith(name) else e.located(name)) from None
+
+
+def check_untrusted(path: str | os.PathLike[str], *, timeout: float = 120.0, max_memory: int = 4 << 30) -> None:
+    """:func:`k5.format.isolate.check_untrusted` (the whole validation in a limited child process), preceded by
+    the guard's walk of the metadata (:func:`k5.format.isolate.guard`): a file on which HDF5 loops is refused in
+    about a second, before a Python process is even started."""
+    name = os.fspath(path)
+    _guard(name)
+    isolation.check_untrusted(name, timeout=timeout, max_memory=max_memory)
+
+
+# --- loading -----------------------------------------------------------------------------------------------------
 def load(
     path: str | os.PathLike[str],
     *,
@@ -202,6 +288,7 @@ def load(
     check: bool = True,
     mmap: bool = True,
     isolate: bool = False,
+    guard: bool = True,
 ) -> Model:
     """Open a k5 file.
 
@@ -212,12 +299,17 @@ def load(
     weights). ``check``: run the graph and op-schema checks (unknown ops are errors). ``mmap``: allow memory
     mapping. ``isolate=True``: first validate the file in a separate, resource-limited process
     (:func:`check_untrusted`), so that a file crafted against the HDF5 C library (a parser loop or crash) is
-    refused instead of hanging or crashing this process; use it for files from strangers. Every failure is a
-    :class:`~k5.errors.K5Error` naming the file.
+    refused instead of hanging or crashing this process; use it for files from strangers. ``guard=True``
+    (default): first let the HDF5 library parse the file's metadata in a forked child with a deadline that scales
+    with the metadata (:func:`k5.format.isolate.guard`), so that a file on which HDF5 loops is refused within about
+    a second (``False`` skips it, for files you trust: it saves a fork and a second metadata walk). Every failure
+    is a :class:`~k5.errors.K5Error` naming the file.
     """
     name = os.fspath(path)
     if isolate:
         check_untrusted(name)
+    elif guard:
+        _guard(name)
     f: h5py.File | None = None
     source: FileSource | None = None
     try:

@@ -19,10 +19,12 @@ is contained by :mod:`k5.format.guard`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import h5py
@@ -64,6 +66,8 @@ __all__ = [
     "read_raw",
     "read_text",
     "root_attr",
+    "set_progress",
+    "step_bytes",
 ]
 
 SUPPORTED_MAJOR = 1
@@ -74,6 +78,34 @@ MAX_TEXT_BYTES = 16 << 20
 MAX_DEFLATE_RATIO = 1100
 #: Only these HDF5 filters are portable (and safe: no plugin libraries): deflate (gzip), shuffle, fletcher32.
 ALLOWED_FILTERS = {h5py.h5z.FILTER_DEFLATE: "deflate", h5py.h5z.FILTER_SHUFFLE: "shuffle", 3: "fletcher32"}
+
+#: Called at the start of each step that asks HDF5 to parse the file, with the bytes the step may read; set only
+#: inside the guard's child process (:func:`k5.format.isolate.guard`), which reports the calls as progress.
+_progress: list[Callable[[int], None]] = []
+
+
+def set_progress(report: Callable[[int], None] | None) -> None:
+    """Report every HDF5 step of this process to ``report(bytes)`` (None: stop). For the guard's child only."""
+    _progress[:] = [] if report is None else [report]
+
+
+def step_bytes(nbytes: int = 0) -> None:
+    """Report one step that may read ``nbytes`` bytes (to the guard, when this process is its child)."""
+    if _progress:
+        _progress[0](nbytes)
+
+
+def _string_bytes(f: h5py.File, ds: h5py.Dataset, size: int) -> int:
+    """How many bytes reading a scalar string dataset may copy (for the guard's deadline): a fixed-length string's
+    size; for a contiguous variable-length one, the length in its stored descriptor (read with plain file I/O, at
+    most the file's size); else 0."""
+    if ds.dtype.kind == "S":
+        return int(ds.dtype.itemsize)
+    with contextlib.suppress(OSError, RuntimeError, ValueError, TypeError):
+        offset = ds.id.get_offset()
+        if offset is not None:
+            return min(size, int.from_bytes(os.pread(f.id.get_vfd_handle(), 4, offset), "little"))
+    return 0
 
 
 def check_signature(path: str) -> int:
@@ -164,6 +196,7 @@ def get_object(f: h5py.File, path: str, where: str, cache: dict[str, Any] | None
             key = f"{prefix}/{part}"
             hit = cache.get(key)
             if hit is None:
+                step_bytes()
                 if not isinstance(loc, h5py.h5g.GroupID):
                     raise FormatError(f"{where}: {prefix!r} is a dataset, expected a group")
                 name = part.encode("utf-8")
@@ -192,6 +225,7 @@ _ATTR_CLASSES = {h5py.h5t.STRING: "string", h5py.h5t.INTEGER: "integer", h5py.h5
 
 def read_attr(owner: Any, name: str, where: str) -> Any:
     """The value of attribute ``name`` of an h5py object (None if absent), its HDF5 type checked before reading."""
+    step_bytes()
     try:
         if name not in owner.attrs:
             return None
@@ -224,6 +258,7 @@ def check_dataset_id(
     ``itemsize``: the element size when the caller already checked the HDF5 type (saves converting it to NumPy).
     The low-level calls cost a fraction of h5py's high-level properties; a load runs this once per weight.
     """
+    step_bytes()
     try:
         dcpl = dsid.get_create_plist()
         layout = dcpl.get_layout()
@@ -322,7 +357,9 @@ def read_raw(
         raise FormatError(f"{where}: '/{path}' must be a scalar string. Received: shape {list(ds.shape or [])}")
     if ds.dtype.kind == "S" and ds.dtype.itemsize > max_bytes:
         raise HostileSizeError(f"{where}: '/{path}' declares {ds.dtype.itemsize} bytes; the limit is {max_bytes}")
-    check_dataset(ds, where, file_size(f))
+    size = file_size(f)
+    check_dataset(ds, where, size)
+    step_bytes(_string_bytes(f, ds, size) if _progress else 0)
     try:
         raw = ds[()] if ds.shape == () else ds[0]
     except (OSError, RuntimeError, ValueError) as e:
