@@ -133,29 +133,51 @@ def guard(work: Callable[[str], object], path: str) -> None:
                     _SHARED.pack_into(shared, 0, counts[0], counts[1], nbytes)
 
                 set_progress(report)
-                work(path)
-            finally:  # any exception is dropped: the parent meets the same one in-process
+                with contextlib.suppress(BaseException):  # the parent meets the same error in-process
+                    work(path)
+                os.write(w, b"d")  # done: the parent goes on without waiting for this process's teardown
+            finally:
                 os._exit(0)
     os.close(w)
+    finished = False
     try:
-        _watch(pid, r, shared, path)
-    finally:  # an interrupt while watching: the child must not outlive the call
+        finished = _watch(pid, r, shared, path)
+    finally:
         os.close(r)
+        shared.close()
         with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if not finished and os.waitpid(pid, os.WNOHANG) == (0, 0):  # interrupted: it must not outlive us
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-        shared.close()
+            elif finished:
+                _EXITING.append(pid)
+        _reap()
 
 
-def _watch(pid: int, r: int, shared: mmap.mmap, path: str) -> None:
+#: guard children that reported done and are exiting (tearing down a copy of a large process takes a while);
+#: reaped without waiting at the next guard call
+_EXITING: list[int] = []
+
+
+def _reap() -> None:
+    for pid in list(_EXITING):
+        try:
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                continue
+        except ChildProcessError:
+            pass
+        _EXITING.remove(pid)
+
+
+def _watch(pid: int, r: int, shared: mmap.mmap, path: str) -> bool:
+    """Watch the child until it reports done (True) or exits (False); kill it and raise when it is stuck."""
     last_steps = -1
     start_cpu = idle_cpu = 0.0
     idle_wall = time.monotonic()
     while True:
         ready, _, _ = select.select([r], [], [], 0.01)  # the pipe's end of file wakes us when the child exits
-        if ready:
-            os.read(r, 64)
+        if ready and os.read(r, 1) == b"d":
+            return True
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             if os.WIFSIGNALED(status):
@@ -163,7 +185,7 @@ def _watch(pid: int, r: int, shared: mmap.mmap, path: str) -> None:
                 raise UnsafeFileError(
                     f"the HDF5 library crashed ({sig}) parsing its metadata in a guard process; refused", where=path
                 )
-            return
+            return False
         steps, nbytes, step = _SHARED.unpack_from(shared, 0)
         cpu = _cpu_seconds(pid)
         now = time.monotonic()
