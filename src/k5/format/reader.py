@@ -40,7 +40,11 @@ from k5.format.untrusted import (
     step_bytes,
 )
 
-__all__ = ["check_untrusted", "load", "validate"]
+__all__ = ["MAX_EAGER_VALIDATION_BYTES", "check_untrusted", "load", "validate"]
+
+#: Validation pairs up to this size (inputs and outputs together) load as writable NumPy arrays (what
+#: ``torch.from_numpy`` and friends accept); larger ones stay lazy (:class:`~k5.format.lazy.LazyTensor`).
+MAX_EAGER_VALIDATION_BYTES = 64 << 20
 
 
 # --- binding declarations to datasets ----------------------------------------------------------------------------
@@ -148,7 +152,7 @@ def _read_metadata(f: h5py.File) -> Metadata:
     return meta
 
 
-def _read_validation(f: h5py.File, source: FileSource) -> ValidationPair | None:
+def _read_validation(f: h5py.File, source: FileSource, *, eager: bool = True) -> ValidationPair | None:
     group = get_object(f, "validate", "validation pair")
     if group is None:
         return None
@@ -174,6 +178,11 @@ def _read_validation(f: h5py.File, source: FileSource) -> ValidationPair | None:
             name = decode_name(link)
             where = f"validation {part} {name!r}"
             target[name] = _bind_array(source, get_object(f, f"validate/{part}/{link}", where), where)
+    values = [*pair.inputs.values(), *pair.outputs.values()]
+    if eager and sum(v.nbytes for v in values) <= MAX_EAGER_VALIDATION_BYTES:  # small: plain arrays, as users expect
+        for tensors in (pair.inputs, pair.outputs):
+            for key, tensor in tensors.items():
+                tensors[key] = tensor.read()
     return pair
 
 
@@ -249,7 +258,7 @@ def _preflight(name: str) -> None:
             lambda: read_raw(f, "model/network", "the network JSON", required=True, max_bytes=MAX_JSON_BYTES),
             lambda: _read_metadata(f),
             lambda: _touch_tree(source, "model/weights"),
-            lambda: _read_validation(f, source),
+            lambda: _read_validation(f, source, eager=False),
             lambda: _touch_tree(source, "validate"),
             lambda: _read_split(f, source, "training"),
             lambda: _read_split(f, source, "evaluate"),
