@@ -19,7 +19,7 @@ __all__ = ["Checksummed", "check_digest", "digest", "verify_checksums"]
 
 def digest(stored: np.ndarray) -> str:
     """sha256 (hex) of an array's bytes in C order (the array is in its stored dtype)."""
-    return hashlib.sha256(np.ascontiguousarray(stored).reshape(-1).view(np.uint8)).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(stored).reshape(-1).view(np.uint8).data).hexdigest()
 
 
 def check_digest(expected: str, actual: str, where: str) -> None:

@@ -61,23 +61,16 @@ def from_storage(arr: np.ndarray, d: DType) -> np.ndarray:
     return arr
 
 
-class LazyTensor:
-    """A weight (or validation tensor) in an open k5 file, read on first use.
+class _Stored:
+    """What a lazy tensor and a lazy dataset share: a dataset of an open file, its k5 dtype and shape."""
 
-    Behaves as an array (``np.asarray(t)``); ``.numpy()`` returns a read-only array that is a view of the memory-
-    mapped file where possible, ``.read()`` a private copy.
-    """
+    __slots__ = ("_d", "_source", "h5path", "shape", "where")
 
-    __slots__ = ("_d", "_offset", "_source", "h5path", "shape", "where")
-
-    def __init__(
-        self, source: FileSource, h5path: str, d: DType, shape: tuple[int, ...], offset: int | None, where: str
-    ) -> None:
+    def __init__(self, source: FileSource, h5path: str, d: DType, shape: tuple[int, ...], where: str) -> None:
         self._source = source
         self.h5path = h5path
         self._d = d
         self.shape = shape
-        self._offset = offset
         self.where = where
 
     @property
@@ -105,6 +98,22 @@ class LazyTensor:
     def nbytes(self) -> int:
         return self.size * self._d.itemsize
 
+
+class LazyTensor(_Stored):
+    """A weight (or validation tensor) in an open k5 file, read on first use.
+
+    Behaves as an array (``np.asarray(t)``); ``.numpy()`` returns a read-only array that is a view of the memory-
+    mapped file where possible, ``.read()`` a private copy.
+    """
+
+    __slots__ = ("_offset",)
+
+    def __init__(
+        self, source: FileSource, h5path: str, d: DType, shape: tuple[int, ...], offset: int | None, where: str
+    ) -> None:
+        super().__init__(source, h5path, d, shape, where)
+        self._offset = offset
+
     @property
     def mapped(self) -> bool:
         """True when reading returns a view of the memory-mapped file (no copy)."""
@@ -122,7 +131,7 @@ class LazyTensor:
         if self.size == 0:
             return np.zeros(self.shape, storage)
         mm = self._mappable()
-        if mm is not None:
+        if mm is not None and self._offset is not None:
             if self._source.file is None:
                 raise FormatError("the model's file was closed (Model.close()); load it again to read", where=self.loc)
             flat = np.frombuffer(mm, dtype=storage, count=self.size, offset=self._offset)
@@ -220,22 +229,10 @@ class CopyOnWrite:
         return from_storage(flat.reshape(t.shape), t._d)
 
 
-class LazyDataset:
+class LazyDataset(_Stored):
     """Data in an open k5 file (``/training/data``...), read in slices: ``ds[1000:2000]``, ``len(ds)``, arrays."""
 
-    def __init__(self, source: FileSource, h5path: str, d: DType, shape: tuple[int, ...], where: str) -> None:
-        self._source = source
-        self.h5path = h5path
-        self._d = d
-        self.shape = shape
-        self.where = where
-
-    loc = LazyTensor.loc
-    dtype = LazyTensor.dtype
-    k5_dtype = LazyTensor.k5_dtype
-    ndim = LazyTensor.ndim
-    size = LazyTensor.size
-    nbytes = LazyTensor.nbytes
+    __slots__ = ()
 
     def __len__(self) -> int:
         return self.shape[0] if self.shape else 0

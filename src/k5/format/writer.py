@@ -87,7 +87,7 @@ def _write_data(group: h5py.Group, name: str, value: Any, *, where: str, compres
     if isinstance(value, (list, tuple)):
         value = np.asarray(value)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        shape = tuple(int(s) for s in value.shape)
+        shape: tuple[int, ...] | None = tuple(int(s) for s in value.shape)
         if not shape:
             raise SchemaError(f"{where} must have at least one dimension (rows). Received: a 0-d value")
         first = np.asarray(value[0:0])
@@ -95,7 +95,7 @@ def _write_data(group: h5py.Group, name: str, value: Any, *, where: str, compres
                                   range(0, shape[0], _rows(shape, first.dtype, _WRITE_BLOCK)))  # fmt: skip
     else:
         batches = iter(value)
-        shape = None  # type: ignore[assignment]
+        shape = None
     ds: h5py.Dataset | None = None
     d: DType | None = None
     rows = 0
