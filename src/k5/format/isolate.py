@@ -120,7 +120,13 @@ def guard(work: Callable[[str], object], path: str) -> None:
     # h5py serialises every HDF5 call with one lock; holding it across fork() means no other thread of this
     # process is inside HDF5 at that moment, so the child cannot inherit a lock nobody will release.
     with h5py._objects.phil:
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to spare (EAGAIN, a sandbox): load unguarded rather than not at all
+            os.close(r)
+            os.close(w)
+            shared.close()
+            return
         if pid == 0:  # the child: never returns
             try:
                 gc.disable()  # a full collection of the parent's objects is no HDF5 step: it must not count
