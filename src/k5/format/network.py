@@ -292,11 +292,17 @@ def parse_json(text: str | bytes) -> Any:
     return doc
 
 
-def _version(text: str, what: str) -> tuple[int, int]:
+def split_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of a ``"MAJOR.MINOR"`` version string (the file's ``k5_version``, ``k5_network``), else None."""
     m = re.fullmatch(r"(\d+)\.(\d+)", text)
-    if not m:
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _version(text: str, what: str) -> tuple[int, int]:
+    version = split_version(text)
+    if version is None:
         raise SchemaError(f"{what} must look like MAJOR.MINOR. Received: {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    return version
 
 
 def check_network_version(doc: dict[str, Any]) -> bool:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +43,7 @@ from k5.errors import (
     WeightMismatchError,
 )
 from k5.format.dtypes import DTYPES, DType, dtype_of, from_numpy
+from k5.format.network import split_version
 
 __all__ = [
     "ALLOWED_FILTERS",
@@ -395,12 +395,12 @@ def check_version(f: h5py.File) -> None:
     version = root_attr(f, "k5_version")
     if version is None:
         raise NotK5FileError("an HDF5 file, but not a k5 file (no root attribute 'k5_version')")
-    m = re.fullmatch(r"(\d+)\.(\d+)", version)
-    if not m:
+    parts = split_version(version)
+    if parts is None:
         raise FormatError(f"root attribute k5_version must look like MAJOR.MINOR. Received: {version!r}")
-    if int(m.group(1)) > SUPPORTED_MAJOR:
+    if parts[0] > SUPPORTED_MAJOR:
         raise VersionError(f"the file is k5 format {version}; this reader supports {SUPPORTED_MAJOR}.x (upgrade k5)")
-    if int(m.group(1)) < 1:
+    if parts[0] < 1:
         raise VersionError(f"k5 format {version} was never released")
 
 
