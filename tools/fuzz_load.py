@@ -165,6 +165,8 @@ def _replace_network(seed: Path, text: bytes, dest: str) -> None:
 
 #: what the targets saw: executions that raised a K5Error, and the slowest execution (seconds, input size)
 STATS: dict[str, float] = {"k5errors": 0, "slowest": 0.0}
+#: where the plain engine keeps the slowest input (set by main)
+SLOWEST_INPUT: list[Path] = []
 
 
 def metadata_positions(path: Path) -> list[int]:
@@ -208,7 +210,11 @@ def make_target(name: str, seeds: list[Path], scratch: str) -> Target:
                 fn(data)
             except K5Error:
                 STATS["k5errors"] += 1
-            STATS["slowest"] = max(STATS["slowest"], time.monotonic() - start)
+            took = time.monotonic() - start
+            if took > STATS["slowest"]:
+                STATS["slowest"] = took
+                if SLOWEST_INPUT:
+                    SLOWEST_INPUT[0].write_bytes(data)  # to time it again alone: --reproduce
 
         return one
 
@@ -361,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             print("k5-fuzz: the input raised no finding")
             return 0
         if engine == "random":
+            SLOWEST_INPUT.append(args.artifacts / "slowest-input")
             start = time.monotonic()
             execs, _ = run_random(target, inputs, args.seconds, args.seed, args.artifacts, args.timeout)
             took = time.monotonic() - start
