@@ -101,3 +101,49 @@ def test_the_guard_passes_good_files_and_keeps_their_errors(tmp_path: Path) -> N
     bad.write_bytes(bytes(data))
     with pytest.raises(k5.errors.NotK5FileError):
         k5.load(bad)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    if int(fh.read().rsplit(b")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard forks on Linux only")
+def test_a_guard_child_dies_with_its_killed_parent() -> None:
+    """A process killed while its guard child spins in HDF5 must not leave that child burning a CPU."""
+    import signal
+    import time
+
+    script = (
+        "import sys, k5, k5.format.isolate as iso\n"
+        "iso.GUARD_IDLE_CPU = iso.GUARD_BASE_CPU = 600.0\n"  # the guard would not stop it for minutes
+        "print('loading', flush=True)\n"
+        "k5.load(sys.argv[1])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(HOSTILE[0])], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "loading"
+        deadline = time.monotonic() + 30
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.05)
+            children = _children(proc.pid)
+        assert children, "the load forked no guard child"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{c}") for c in children):
+        time.sleep(0.05)
+    alive = [c for c in children if os.path.exists(f"/proc/{c}")]
+    for c in alive:  # do not leave it spinning even when the test fails
+        os.kill(c, signal.SIGKILL)
+    assert not alive, "the guard child outlived its killed parent"

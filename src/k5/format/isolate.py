@@ -15,6 +15,7 @@ A hang, a crash of the HDF5 C library or a memory blow-up there becomes a :class
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import json
 import mmap
@@ -88,6 +89,12 @@ GUARD_STEP_CPU = 1e-3
 GUARD_BYTE_CPU = 1e-8
 #: fork() is safe to use here on Linux (on macOS, system frameworks may not survive it; Windows has none).
 GUARD_AVAILABLE = sys.platform.startswith("linux") and hasattr(os, "fork")
+#: prctl(PR_SET_PDEATHSIG) from the C library, so a guard child dies with its parent (looked up at import time)
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True) if GUARD_AVAILABLE else None
+except OSError:  # pragma: no cover - no C library to load
+    _LIBC = None
 _SHARED = struct.Struct("<QQQ")  # steps, bytes announced in all, bytes announced by the current step
 
 
@@ -119,6 +126,7 @@ def guard(work: Callable[[str], object], path: str) -> None:
     r, w = os.pipe()
     # h5py serialises every HDF5 call with one lock; holding it across fork() means no other thread of this
     # process is inside HDF5 at that moment, so the child cannot inherit a lock nobody will release.
+    parent = os.getpid()
     with h5py._objects.phil:
         try:
             pid = os.fork()
@@ -130,6 +138,11 @@ def guard(work: Callable[[str], object], path: str) -> None:
         if pid == 0:  # the child: never returns
             try:
                 gc.disable()  # a full collection of the parent's objects is no HDF5 step: it must not count
+                # a parent killed while HDF5 loops here (SIGKILL, no finally) must not leave this process spinning
+                if _LIBC is not None:
+                    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:  # the parent died before prctl
+                    os._exit(0)
                 os.close(r)
                 counts = [0, 0]
 
