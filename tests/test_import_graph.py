@@ -123,10 +123,5 @@ def test_a_cycle_is_found_and_described(graph):
         graph.remove_import(importer="k5.ops.registry", imported="k5.ops")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="other layers still hold cycles (k5.format.hdf5 -> k5 -> k5.runtime -> k5.format.hdf5; the six modules "
-    "of k5.convert.torch); the lead makes this strict once every branch has landed",
-)
 def test_no_cycle_in_k5(graph):
     _check(graph, set(graph.modules))

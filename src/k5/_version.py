@@ -1,3 +1,3 @@
-"""The package version, in a leaf module: the format layer stamps it into files without importing the k5 facade."""
+"""The k5 package version: a leaf module, so any layer can read it without importing the ``k5`` package."""
 
 __version__ = "0.1.0"

@@ -165,10 +165,6 @@ def test_every_writer_refuses_a_missing_directory_itself(mlp_file, tmp_path):
     assert not (tmp_path / "missing").exists()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the graph check that a model needs at least one output comes with the format helper's branch",
-)
 def test_validate_calls_a_model_without_outputs_invalid(tmp_path, capsys):
     """A file whose graph declares no outputs (written past k5.save: its network JSON edited with h5py)."""
     import h5py

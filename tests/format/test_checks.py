@@ -124,3 +124,19 @@ def test_validation_pair_names_must_be_graph_names():
     m.validation = ValidationPair({"q": np.zeros(2, "f4")}, {})
     with pytest.raises(SchemaError, match="validation input 'q' is not a graph input"):
         check_model(m)
+
+
+def test_a_graph_without_outputs_is_not_a_model(tmp_path):
+    """Refused by the checks with a GraphError that says why; `k5 validate` calls such a file invalid."""
+    import k5
+    from k5.cli.main import main
+    from k5.errors import GraphError
+
+    model = Model(Graph([Node("r", "Relu", ["x"], ["y"])], [TensorInfo("x", "float32", [2])], []))
+    with pytest.raises(GraphError, match="no outputs"):
+        check_model(model)
+    path = tmp_path / "empty.k5"
+    k5.save(model, path, check=False)
+    with pytest.raises(GraphError, match="no outputs"):
+        k5.load(path)
+    assert main(["validate", str(path)]) == 1

@@ -242,6 +242,11 @@ def check_model(model: Model, *, ops: bool = True, allow_unknown_ops: bool = Fal
     """Everything about a model that can be checked without running it; raises the first problem found."""
     if not isinstance(model.graph, Graph):
         raise GraphError(f"model.graph must be a Graph. Received: {type(model.graph).__name__}")
+    if not model.graph.outputs:
+        raise GraphError(
+            "the graph has no outputs, so it computes nothing: a model needs at least one. Expected: one or more "
+            "entries in graph.outputs. Received: []"
+        )
     for domain, version in model.opset.items():
         check_name(domain, "op set domain")
         if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1:

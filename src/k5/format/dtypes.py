@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import DTypeLike
 
 from k5.errors import SchemaError
 
@@ -35,7 +36,7 @@ class DType:
         return self.numpy == self.storage
 
 
-def _d(name: str, numpy: object, storage: object | None = None) -> DType:
+def _d(name: str, numpy: DTypeLike, storage: DTypeLike | None = None) -> DType:
     np_dtype = np.dtype(numpy)
     return DType(name, np_dtype, np.dtype(storage if storage is not None else np_dtype).newbyteorder("<"))
 
@@ -84,7 +85,7 @@ def dtype_of(name: str, *, where: str | None = None) -> DType:
         ) from None
 
 
-def from_numpy(dtype: object, *, where: str | None = None) -> str:
+def from_numpy(dtype: DTypeLike, *, where: str | None = None) -> str:
     """The k5 name of a NumPy dtype (byte order ignored)."""
     np_dtype = np.dtype(dtype)
     if np_dtype.byteorder not in ("=", "|", "<"):

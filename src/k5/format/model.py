@@ -244,4 +244,3 @@ class Model:
 
     def output_names(self) -> list[str]:
         return [t.name for t in self.graph.outputs]
-

@@ -11,14 +11,12 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from k5.errors import HostileSizeError, JSONSyntaxError, SchemaError, VersionError
-from k5.format.dtypes import DTYPES
 from k5.format.model import DEFAULT_DOMAIN, Graph, Model, Node, TensorInfo, WeightSpec, weight_dtype, weight_shape
 
 __all__ = [
@@ -247,7 +245,7 @@ def validate_schema(doc: Any, *, allow_unknown_keys: bool = False) -> None:
 
 # --- parsing ---------------------------------------------------------------------------------------------------
 def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (write non-finite floats as the strings \"nan\", \"inf\", \"-inf\")")
+    raise ValueError(f'{name} is not JSON (write non-finite floats as the strings "nan", "inf", "-inf")')
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -294,11 +292,17 @@ def parse_json(text: str | bytes) -> Any:
     return doc
 
 
-def _version(text: str, what: str) -> tuple[int, int]:
+def split_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of a ``"MAJOR.MINOR"`` version string (the file's ``k5_version``, ``k5_network``), else None."""
     m = re.fullmatch(r"(\d+)\.(\d+)", text)
-    if not m:
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _version(text: str, what: str) -> tuple[int, int]:
+    version = split_version(text)
+    if version is None:
         raise SchemaError(f"{what} must look like MAJOR.MINOR. Received: {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    return version
 
 
 def check_network_version(doc: dict[str, Any]) -> bool:
@@ -307,7 +311,7 @@ def check_network_version(doc: dict[str, Any]) -> bool:
         raise SchemaError(f"$: expected an object. Received: {_show(doc)}")
     raw = doc.get("k5_network")
     if not isinstance(raw, str):
-        raise SchemaError(f"$.k5_network: expected a version string such as \"1.0\". Received: {_show(raw)}")
+        raise SchemaError(f'$.k5_network: expected a version string such as "1.0". Received: {_show(raw)}')
     major, minor = _version(raw, "$.k5_network")
     ours = _version(NETWORK_VERSION, "NETWORK_VERSION")
     if major != ours[0]:
@@ -552,13 +556,3 @@ def loads_network(text: str | bytes) -> Model:
     validate_schema(doc, allow_unknown_keys=newer_minor)
     graph, opset = graph_from_dict(doc)
     return Model(graph=graph, opset=opset)
-
-
-def iter_weight_specs(graph: Graph) -> Iterator[tuple[tuple[str, ...], Node, str, Any]]:
-    """(path of owner ids/attrs, node, param, value) for every weight, nested graphs included."""
-    for path, node in graph.walk():
-        for param, value in node.weights.items():
-            yield path, node, param, value
-
-
-_ = DTYPES  # the schema's dtype enum mirrors this table (a test checks it)
