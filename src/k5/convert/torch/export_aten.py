@@ -46,10 +46,6 @@ def _out_dtype(n: Any) -> str:
     return k5_dtype(v.dtype)
 
 
-def _axis(d: int, rank: int) -> int:
-    return d % rank if rank else 0
-
-
 def cast(cx: Exporter, name: str, dtype: str, have: str | None = None) -> str:
     if have == dtype:
         return name

@@ -21,7 +21,9 @@ __all__: list[str] = []
 INT64_MAX = 2**63 - 1
 
 
-def _axis(d: int, rank: int) -> int:
+
+def wrap_axis(d: int, rank: int) -> int:
+    """A PyTorch dim (negative counts from the end) as a non-negative axis; 0 for a scalar."""
     return d % rank if rank else 0
 
 
@@ -46,7 +48,7 @@ def reshape(cx: Exporter, n: Any) -> Any:
 def permute(cx: Exporter, n: Any) -> Any:
     a = args(n)
     rank = cx.rank(a["self"])
-    perm = [_axis(d, rank) for d in a["dims"]]
+    perm = [wrap_axis(d, rank) for d in a["dims"]]
     if perm == list(range(rank)):
         return cx.t(a["self"])
     return cx.add1("Transpose", [cx.t(a["self"])], attrs={"perm": perm})
@@ -57,7 +59,7 @@ def transpose(cx: Exporter, n: Any) -> Any:
     a = args(n)
     rank = cx.rank(a["self"])
     perm = list(range(rank))
-    d0, d1 = _axis(a["dim0"], rank), _axis(a["dim1"], rank)
+    d0, d1 = wrap_axis(a["dim0"], rank), wrap_axis(a["dim1"], rank)
     if d0 == d1:
         return cx.t(a["self"])
     perm[d0], perm[d1] = perm[d1], perm[d0]
@@ -75,7 +77,7 @@ def t(cx: Exporter, n: Any) -> Any:
 @reg("unsqueeze.default", produces=["Unsqueeze"])
 def unsqueeze(cx: Exporter, n: Any) -> Any:
     a = args(n)
-    d = _axis(a["dim"], cx.rank(a["self"]) + 1)
+    d = wrap_axis(a["dim"], cx.rank(a["self"]) + 1)
     return cx.add1("Unsqueeze", [cx.t(a["self"]), cx.ints([d])])
 
 
@@ -88,7 +90,7 @@ def squeeze(cx: Exporter, n: Any) -> Any:
     if dims is None:
         dims = range(rank)
     dims = [dims] if isinstance(dims, int) else list(dims)
-    axes = [_axis(d, rank) for d in dims if fake.shape[_axis(d, rank)] == 1]
+    axes = [wrap_axis(d, rank) for d in dims if fake.shape[wrap_axis(d, rank)] == 1]
     if not axes:
         return cx.t(a["self"])
     return cx.add1("Squeeze", [cx.t(a["self"]), cx.ints(axes)])
@@ -103,14 +105,14 @@ def select(cx: Exporter, n: Any) -> Any:
         index = cx.const(np.asarray(idx, np.int64), cx.scoped("index"))
     else:
         index = cx.add1("Squeeze", [cx.t(idx), cx.ints([0])])
-    return cx.add1("Gather", [cx.t(a["self"]), index], attrs={"axis": _axis(a["dim"], rank)})
+    return cx.add1("Gather", [cx.t(a["self"]), index], attrs={"axis": wrap_axis(a["dim"], rank)})
 
 
 @reg("index_select.default", produces=["Gather"])
 def index_select(cx: Exporter, n: Any) -> Any:
     a = args(n)
     rank = cx.rank(a["self"])
-    return cx.add1("Gather", [cx.t(a["self"]), cx.t(a["index"])], attrs={"axis": _axis(a["dim"], rank)})
+    return cx.add1("Gather", [cx.t(a["self"]), cx.t(a["index"])], attrs={"axis": wrap_axis(a["dim"], rank)})
 
 
 def _bound(cx: Exporter, v: Any, default: int) -> Any:
@@ -127,7 +129,7 @@ def slice_(cx: Exporter, n: Any) -> Any:
     a = args(n)
     fake = cx.fake(a["self"])
     rank = fake.dim()
-    d = _axis(a["dim"], rank)
+    d = wrap_axis(a["dim"], rank)
     start = _bound(cx, a["start"], 0)
     end = _bound(cx, a["end"], INT64_MAX)
     step = int(a["step"] or 1)
@@ -147,7 +149,7 @@ def slice_(cx: Exporter, n: Any) -> Any:
 def narrow(cx: Exporter, n: Any) -> Any:
     a = args(n)
     rank = cx.rank(a["self"])
-    d = _axis(a["dim"], rank)
+    d = wrap_axis(a["dim"], rank)
     start = _bound(cx, a["start"], 0)
     length = _bound(cx, a["length"], 0)
     if not isinstance(start, int) or not isinstance(length, int):
@@ -164,14 +166,14 @@ def cat(cx: Exporter, n: Any) -> Any:
     if len(tensors) == 1:
         return cx.t(tensors[0])
     dt = _out_dtype(n)
-    return cx.add1("Concat", [operand(cx, x, dt) for x in tensors], attrs={"axis": _axis(a["dim"], rank)})
+    return cx.add1("Concat", [operand(cx, x, dt) for x in tensors], attrs={"axis": wrap_axis(a["dim"], rank)})
 
 
 @reg("stack.default", produces=["Unsqueeze", "Concat"])
 def stack(cx: Exporter, n: Any) -> Any:
     a = args(n)
     rank = cx.rank(a["tensors"][0]) + 1
-    d = _axis(a["dim"], rank)
+    d = wrap_axis(a["dim"], rank)
     parts = [cx.add1("Unsqueeze", [cx.t(x), cx.ints([d])]) for x in a["tensors"]]
     return cx.add1("Concat", parts, attrs={"axis": d})
 
@@ -181,7 +183,7 @@ def stack(cx: Exporter, n: Any) -> Any:
 def split(cx: Exporter, n: Any) -> Any:
     a = args(n)
     rank = cx.rank(a["self"])
-    d = _axis(a["dim"], rank)
+    d = wrap_axis(a["dim"], rank)
     outs = n.meta["val"]
     sizes = [int(o.shape[d]) if "unbind" not in str(n.target) else 1 for o in outs]
     names = cx.add(
@@ -331,7 +333,7 @@ def sym_size(cx: Exporter, n: Any) -> Any:
 @reg("gather.default", produces=["GatherElements"])
 def gather(cx: Exporter, n: Any) -> Any:
     a = args(n)
-    axis = _axis(a["dim"], cx.rank(a["self"]))
+    axis = wrap_axis(a["dim"], cx.rank(a["self"]))
     return cx.add1("GatherElements", [cx.t(a["self"]), cx.t(a["index"])], attrs={"axis": axis})
 
 
@@ -378,7 +380,7 @@ def diff(cx: Exporter, n: Any) -> Any:
     """``x[..., 1:] - x[..., :-1]`` along ``dim``, ``n`` times, after concatenating ``prepend``/``append``."""
     a = args(n)
     rank = cx.rank(a["self"])
-    d = _axis(a["dim"], rank)
+    d = wrap_axis(a["dim"], rank)
     dt = k5_dtype(n.meta["val"].dtype)
     x = cx.t(a["self"])
     parts = [*([cx.t(a["prepend"])] if a["prepend"] is not None else []), x]
