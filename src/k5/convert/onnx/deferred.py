@@ -22,6 +22,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from k5.convert.onnx.wire import encode_varint
 from k5.errors import K5Error
 from k5.format.model import as_array, weight_dtype, weight_shape
 
@@ -144,18 +145,9 @@ def fill(proto: Any, pending: dict[str, Any]) -> None:
         t.raw_data = _little_endian(pending[t.name]).tobytes()
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | 0x80 if n else byte)
-        if not n:
-            return bytes(out)
-
-
 def _key(message: Any, field: str) -> bytes:
     number = message.DESCRIPTOR.fields_by_name[field].number
-    return _varint(number << 3 | 2)  # wire type 2: length-delimited
+    return encode_varint(number << 3 | 2)  # wire type 2: length-delimited
 
 
 def _stream(f: IO[bytes], value: Any, length: int, where: str) -> None:
@@ -189,15 +181,15 @@ def write_inline(proto: Any, pending: dict[str, Any], f: IO[bytes]) -> None:
         _clear_external(header)
         head = header.SerializeToString()
         length = nbytes(pending[t.name])
-        tensor_len = len(head) + len(key_raw) + len(_varint(length)) + length
+        tensor_len = len(head) + len(key_raw) + len(encode_varint(length)) + length
         entries.append((t.name, head, length, tensor_len))
     graph_bytes = graph.SerializeToString()
-    graph_len = len(graph_bytes) + sum(len(key_init) + len(_varint(n)) + n for _, _, _, n in entries)
+    graph_len = len(graph_bytes) + sum(len(key_init) + len(encode_varint(n)) + n for _, _, _, n in entries)
     f.write(rest.SerializeToString())
-    f.write(_key(onnx.ModelProto, "graph") + _varint(graph_len))
+    f.write(_key(onnx.ModelProto, "graph") + encode_varint(graph_len))
     f.write(graph_bytes)
     for name, head, length, tensor_len in entries:
-        f.write(key_init + _varint(tensor_len) + head + key_raw + _varint(length))
+        f.write(key_init + encode_varint(tensor_len) + head + key_raw + encode_varint(length))
         _stream(f, pending[name], length, name)
 
 
@@ -240,12 +232,12 @@ def write_proto(proto: Any, f: IO[bytes]) -> None:
     _copy_except(proto.graph, graph, "initializer")
     key_init, key_raw = _key(onnx.GraphProto, "initializer"), _key(onnx.TensorProto, "raw_data")
     sizes = [t.ByteSize() for t in proto.graph.initializer]
-    graph_len = graph.ByteSize() + sum(len(key_init) + len(_varint(n)) + n for n in sizes)
+    graph_len = graph.ByteSize() + sum(len(key_init) + len(encode_varint(n)) + n for n in sizes)
     f.write(rest.SerializeToString())
-    f.write(_key(onnx.ModelProto, "graph") + _varint(graph_len))
+    f.write(_key(onnx.ModelProto, "graph") + encode_varint(graph_len))
     f.write(graph.SerializeToString())
     for t, size in zip(proto.graph.initializer, sizes, strict=True):
-        f.write(key_init + _varint(size))
+        f.write(key_init + encode_varint(size))
         if not t.HasField("raw_data"):
             f.write(t.SerializeToString())
             continue
@@ -253,6 +245,6 @@ def write_proto(proto: Any, f: IO[bytes]) -> None:
         _copy_except(t, header, "raw_data")
         f.write(header.SerializeToString())
         data = t.raw_data
-        f.write(key_raw + _varint(len(data)))
+        f.write(key_raw + encode_varint(len(data)))
         f.write(data)
         del data

@@ -23,7 +23,7 @@ import numpy as np
 
 from k5.errors import ConversionError
 
-__all__ = ["MIN_SPAN", "SELF", "read_external", "scan", "skeleton"]
+__all__ = ["MIN_SPAN", "SELF", "encode_varint", "read_external", "scan", "skeleton"]
 
 #: raw_data fields of at least this many bytes are left in the file
 MIN_SPAN = 1024
@@ -73,7 +73,8 @@ def _fields(buf: Any, start: int, end: int) -> list[tuple[int, int, int, int, in
     return out
 
 
-def _encode_varint(n: int) -> bytes:
+def encode_varint(n: int) -> bytes:
+    """``n`` as a protobuf varint (7 bits a byte, low first, high bit = more follows)."""
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -83,7 +84,7 @@ def _encode_varint(n: int) -> bytes:
 
 
 def _length_delimited(number: int, payload: bytes) -> bytes:
-    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+    return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
 
 
 def _numbers() -> tuple[int, int, int]:
