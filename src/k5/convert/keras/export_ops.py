@@ -209,6 +209,11 @@ def _prelu(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 def _embedding(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     table = _w(node, "weight")
     assert table is not None
+    if node.inputs and cx.is_const(node.inputs[0]):  # constant indices (positions): the rows are a constant
+        idx = cx.const(node.inputs[0], node).astype(np.int64)
+        if idx.size and (idx.min() < -table.shape[0] or idx.max() >= table.shape[0]):
+            raise ConversionError(f"index out of range for a table of {table.shape[0]} rows", where=node.label)
+        return [np.ascontiguousarray(table[idx])]
     layer = cx.keras.layers.Embedding(table.shape[0], table.shape[1], name=cx.layer_name(node.id))
     return [_apply(cx, node, layer, _x(cx, node), weights=[table])]
 

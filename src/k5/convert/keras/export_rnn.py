@@ -97,10 +97,33 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     return [y, yh, yc]
 
 
+def _is_causal_mask(cx: Ctx, name: str) -> bool:
+    """Whether ``name`` is a constant square ``attn_mask`` masking exactly the future: bool True above the
+    diagonal, or a float mask of 0 on and below it and -inf (or a large negative number) above."""
+    if not cx.is_const(name):
+        return False
+    m = cx.values[name]
+    while m.ndim > 2 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        return False
+    future = np.triu(np.ones(m.shape, dtype=bool), k=1)
+    if m.dtype == np.bool_:
+        return bool(np.array_equal(m, future))
+    m = m.astype(np.float64)
+    return bool(np.all(m[~future] == 0) and np.all(m[future] <= -1e9))
+
+
 @EXPORTERS.register("MultiHeadAttention")
 def _mha(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
-    if any(len(node.inputs) > i and node.inputs[i] for i in (3, 4)):
-        raise ConversionError("attention masks are not converted to Keras", where=node.label)
+    causal = bool(attrs.get("causal"))
+    if len(node.inputs) > 3 and node.inputs[3]:
+        if not _is_causal_mask(cx, node.inputs[3]):
+            raise ConversionError("attention masks other than a constant causal mask are not converted to Keras",
+                                  where=node.label)
+        causal = True
+    if len(node.inputs) > 4 and node.inputs[4]:
+        raise ConversionError("key padding masks are not converted to Keras", where=node.label)
     heads = int(attrs["num_heads"])
     qw, kw_, vw, ow = (_w(node, k) for k in ("q_weight", "k_weight", "v_weight", "out_weight"))
     assert qw is not None and kw_ is not None and vw is not None and ow is not None
@@ -116,7 +139,7 @@ def _mha(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
                                                output_shape=out_dim if out_dim != q.shape[-1] else None,
                                                name=cx.layer_name(node.id))
     want_scores = len(node.outputs) > 1 and bool(node.outputs[1])
-    outs = layer(q, v, key=k, use_causal_mask=bool(attrs.get("causal")), return_attention_scores=want_scores)
+    outs = layer(q, v, key=k, use_causal_mask=causal, return_attention_scores=want_scores)
     ws: list[np.ndarray] = []
     for w, bias in zip((qw, kw_, vw), biases[:3], strict=True):
         ws.append(w.T.reshape(w.shape[1], heads, dh))
