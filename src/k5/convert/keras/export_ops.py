@@ -220,7 +220,7 @@ def _embedding(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 
 _UNARY = ("Relu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus", "Softsign", "Exp", "Log", "Abs", "Neg", "Sqrt",
           "Erf", "Reciprocal", "Gelu", "LeakyRelu", "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax", "Identity",
-          "Flatten", "Cast")
+          "Flatten", "Cast", "Not")
 
 
 @EXPORTERS.register(*_UNARY)
@@ -246,7 +246,7 @@ def _clip(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     return [(cx.custom.K5Unary("Clip", bounds, name=cx.layer_name(node.id))(x), perm)]
 
 
-@EXPORTERS.register("Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "MatMul", "Sum", "Mean")
+@EXPORTERS.register("Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "MatMul", "Sum", "Mean", "Equal")
 def _binary(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     op = {"Sum": "Add", "Mean": "Add"}.get(node.op, node.op)
     names = [n for n in node.inputs if n]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from k5.convert.keras.export_ops import _apply, _w, _x
+from k5.convert.keras.export_ops import _w, _x
 from k5.convert.keras.exporter import Ctx
 from k5.convert.keras.tables import EXPORTERS
 from k5.errors import ConversionError
@@ -31,8 +31,8 @@ def _keras_order(m: np.ndarray, op: str) -> np.ndarray:
 @EXPORTERS.register("LSTM", "GRU", "RNN")
 def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     op = node.op
-    if any(n for n in node.inputs[1:]):
-        raise ConversionError("sequence_lens and initial states are not converted to Keras", where=node.label)
+    if any(n for n in node.inputs[5:]):
+        raise ConversionError("initial states are not converted to Keras", where=node.label)
     if attrs.get("clip") is not None or attrs.get("input_forget"):
         raise ConversionError("clip and input_forget are not converted to Keras", where=node.label)
     W, R, B = _w(node, "W"), _w(node, "R"), _w(node, "B")
@@ -50,6 +50,10 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     x = _x(cx, node)
     if int(attrs.get("layout", 0)) == 0:
         x = cx.custom.K5Transpose([1, 0, 2], name=cx.layer_name(f"{node.id}.batch_first"))(x)
+    mask = None
+    if len(node.inputs) > 4 and node.inputs[4]:  # sequence_lens -> a Keras mask; k5's Y is zero past the length
+        lens = _x(cx, node, 4)
+        mask = cx.custom.K5SequenceMask(name=cx.layer_name(f"{node.id}.mask"))(x, lens)
     G = _GATES[op]
     seqs, hs, cs = [], [], []
     for d in range(dirs):
@@ -60,7 +64,7 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
         backwards = attrs.get("direction") == "reverse" or d == 1
         lname = node.id if dirs == 1 else f"{node.id}.{'backward' if d else 'forward'}"
         kw: dict[str, Any] = {"return_sequences": True, "return_state": True, "go_backwards": backwards,
-                              "name": cx.layer_name(lname)}
+                              "zero_output_for_mask": True, "name": cx.layer_name(lname)}
         if op == "LSTM":
             layer = cx.keras.layers.LSTM(H, **kw)
             ws = [w, r, wb + rb]
@@ -71,7 +75,8 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
         else:
             layer = cx.keras.layers.SimpleRNN(H, activation=activation, **kw)
             ws = [w, r, wb + rb]
-        outs = _apply(cx, node, layer, x, weights=ws)
+        outs = layer(x, mask=mask) if mask is not None else layer(x)
+        layer.set_weights(ws)
         seq = outs[0]
         if backwards:  # Keras returns the backward pass in processing order; ONNX at the input's positions
             seq = cx.custom.K5Slice([-1], [-(1 << 62)], [1], [-1], name=cx.layer_name(f"{node.id}.unreverse{d}"))(seq)

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["CUSTOM_OBJECTS", "K5Binary", "K5Pad", "K5Reduce", "K5Reshape", "K5Slice", "K5Transpose", "K5Unary"]
+__all__ = ["CUSTOM_OBJECTS", "K5Binary", "K5Pad", "K5Reduce", "K5Reshape", "K5SequenceMask", "K5Slice", "K5Transpose",
+           "K5Unary"]
 
 _UNARY = {
     "Relu": lambda x, a: ops.relu(x),
@@ -44,6 +45,7 @@ _UNARY = {
     "Expand": lambda x, a: x * ops.ones(a["shape"], dtype=x.dtype),
     "Unsqueeze": lambda x, a: _unsqueeze(x, a["axes"]),
     "Squeeze": lambda x, a: ops.squeeze(x, axis=tuple(a["axes"])),
+    "Not": lambda x, a: ops.logical_not(x),
 }
 
 
@@ -72,7 +74,7 @@ def _unsqueeze(x: Any, axes: list[int]) -> Any:
 
 _BINARY = {
     "Add": ops.add, "Sub": ops.subtract, "Mul": ops.multiply, "Div": ops.divide, "Max": ops.maximum,
-    "Min": ops.minimum, "Pow": ops.power, "MatMul": ops.matmul,
+    "Min": ops.minimum, "Pow": ops.power, "MatMul": ops.matmul, "Equal": ops.equal,
 }
 
 
@@ -112,6 +114,15 @@ class K5Binary(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "op": self.op, "const_index": self.const_index,
                 "const_shape": self.const_shape}
+
+
+@keras.saving.register_keras_serializable(package="k5")
+class K5SequenceMask(keras.layers.Layer):
+    """The Keras RNN mask of k5's ``sequence_lens``: ``mask[n, t] = t < lens[n]`` for batch-first ``x [N, T, ...]``."""
+
+    def call(self, x: Any, lens: Any) -> Any:
+        steps = ops.arange(ops.shape(x)[1], dtype="int32")
+        return ops.less(ops.expand_dims(steps, 0), ops.expand_dims(ops.cast(lens, "int32"), 1))
 
 
 @keras.saving.register_keras_serializable(package="k5")
@@ -198,4 +209,4 @@ class K5Reduce(keras.layers.Layer):
 
 
 CUSTOM_OBJECTS = {f"k5>{c.__name__}": c for c in (K5Unary, K5Binary, K5Transpose, K5Reshape, K5Pad, K5Slice,
-                                                   K5Reduce)}
+                                                   K5Reduce, K5SequenceMask)}
