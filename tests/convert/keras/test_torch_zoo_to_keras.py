@@ -26,7 +26,6 @@ from k5.errors import K5Error  # noqa: E402
 
 #: zoo model -> why to_keras refuses it
 NOT_BUILT: dict[str, str] = {
-    "lstm_state": "LSTM initial states as graph inputs are not converted to Keras (initial_state is not mapped)",
     "functional": "Greater, Where and Split have no Keras layer in to_keras",
 }
 

@@ -31,8 +31,6 @@ def _keras_order(m: np.ndarray, op: str) -> np.ndarray:
 @EXPORTERS.register("LSTM", "GRU", "RNN")
 def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     op = node.op
-    if any(n for n in node.inputs[5:]):
-        raise ConversionError("initial states are not converted to Keras", where=node.label)
     if attrs.get("clip") is not None or attrs.get("input_forget"):
         raise ConversionError("clip and input_forget are not converted to Keras", where=node.label)
     W, R, B = _w(node, "W"), _w(node, "R"), _w(node, "B")
@@ -54,6 +52,20 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     if len(node.inputs) > 4 and node.inputs[4]:  # sequence_lens -> a Keras mask; k5's Y is zero past the length
         lens = _x(cx, node, 4)
         mask = cx.custom.K5SequenceMask(name=cx.layer_name(f"{node.id}.mask"))(x, lens)
+    layout = int(attrs.get("layout", 0))
+    # initial_h (and initial_c): [dirs, N, H] ([N, dirs, H] in layout 1), one [N, H] state per Keras layer
+    states = [_x(cx, node, i) if len(node.inputs) > i and node.inputs[i] else None
+              for i in ((5, 6) if op == "LSTM" else (5,))]
+    if any(s is not None for s in states) and not all(s is not None for s in states):
+        raise ConversionError("an LSTM with initial_h but not initial_c (or the reverse) is not converted to Keras",
+                              where=node.label)
+
+    def initial(d: int) -> list[Any] | None:
+        if states[0] is None:
+            return None
+        return [cx.custom.K5Unary("Gather", {"indices": d, "axis": layout},
+                                  name=cx.layer_name(f"{node.id}.state{k}_{d}"))(s) for k, s in enumerate(states)]
+
     G = _GATES[op]
     seqs, hs, cs = [], [], []
     for d in range(dirs):
@@ -75,7 +87,8 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
         else:
             layer = cx.keras.layers.SimpleRNN(H, activation=activation, **kw)
             ws = [w, r, wb + rb]
-        outs = layer(x, mask=mask) if mask is not None else layer(x)
+        kwargs = {k: v for k, v in (("mask", mask), ("initial_state", initial(d))) if v is not None}
+        outs = layer(x, **kwargs)
         layer.set_weights(ws)
         seq = outs[0]
         if backwards:  # Keras returns the backward pass in processing order; ONNX at the input's positions
