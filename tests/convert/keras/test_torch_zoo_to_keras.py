@@ -57,3 +57,28 @@ def test_functional_zoo_model_saves_and_reloads(tmp_path: Path) -> None:
     to_keras(k5.from_torch(module, inputs)).save(path)
     reloaded = keras.saving.load_model(path)  # k5's layers are registered by importing k5.convert.keras
     assert_close(keras.ops.convert_to_numpy(reloaded(inputs[0].numpy())), want)
+
+
+@pytest.mark.parametrize(("kind", "batch_first"), [("GRU", True), ("RNN", False)])
+def test_gru_and_rnn_initial_state_to_keras(kind: str, batch_first: bool) -> None:
+    """GRU/RNN fed an initial state (the zoo covers the LSTM): Keras' initial_state per direction, both layouts."""
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = getattr(nn, kind)(4, 6, bidirectional=True, batch_first=batch_first)
+
+        def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            return self.rnn(x, h)[0]
+
+    module = Net().eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((2, 5, 4) if batch_first else (5, 2, 4), generator=g)
+    h = torch.randn(2, 2, 6, generator=g)
+    with torch.no_grad():
+        want = module(x, h).numpy()
+    back = to_keras(k5.from_torch(module, (x, h)))
+    assert_close(keras.ops.convert_to_numpy(back([x.numpy(), h.numpy()])), want)
