@@ -17,6 +17,7 @@ from k5.convert.keras import (  # noqa: F401 - fill the converter tables
     layers_core,
     layers_ops,
     layers_rnn,
+    masking,
 )
 from k5.convert.keras.exporter import custom_objects, save_keras, to_keras
 from k5.convert.keras.files import read_h5, read_keras, run_keras_file

@@ -23,7 +23,10 @@ TensorRef = tuple[str, int, int]  # (layer name, call index, output index)
 
 _MODEL_CLASSES = ("Functional", "Sequential", "Model")
 # positional parameter names of layers whose call takes several tensors by role
-_POSITIONAL = {"MultiHeadAttention": ("query", "value", "key")}
+_POSITIONAL = {"MultiHeadAttention": ("query", "value", "key"),
+               # the recurrent layers take a mask= tensor (masking.py); initial_state= is refused there
+               "LSTM": ("sequences",), "GRU": ("sequences",), "SimpleRNN": ("sequences",),
+               "Bidirectional": ("sequences",)}
 
 
 @dataclass

@@ -174,13 +174,11 @@ def _layernorm(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     rank = len(x.shape)
     axis = int(attrs.get("axis", -1)) % rank
     scale, bias = _w(node, "scale"), _w(node, "bias")
-    if scale is None:
-        raise ConversionError("a LayerNormalization without a stored scale is not converted", where=node.label)
     norm_shape = tuple(x.shape[axis:])
     layer = cx.keras.layers.LayerNormalization(axis=list(range(axis, rank)) if rank - axis > 1 else -1,
                                                epsilon=float(attrs["epsilon"]), center=bias is not None,
-                                               name=cx.layer_name(node.id))
-    ws = [np.broadcast_to(scale, norm_shape).copy()]
+                                               scale=scale is not None, name=cx.layer_name(node.id))
+    ws = [] if scale is None else [np.broadcast_to(scale, norm_shape).copy()]
     if bias is not None:
         ws.append(np.broadcast_to(bias, norm_shape).copy())
     return [_apply(cx, node, layer, x, weights=ws)]
@@ -209,13 +207,18 @@ def _prelu(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 def _embedding(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     table = _w(node, "weight")
     assert table is not None
+    if node.inputs and cx.is_const(node.inputs[0]):  # constant indices (positions): the rows are a constant
+        idx = cx.const(node.inputs[0], node).astype(np.int64)
+        if idx.size and (idx.min() < -table.shape[0] or idx.max() >= table.shape[0]):
+            raise ConversionError(f"index out of range for a table of {table.shape[0]} rows", where=node.label)
+        return [np.ascontiguousarray(table[idx])]
     layer = cx.keras.layers.Embedding(table.shape[0], table.shape[1], name=cx.layer_name(node.id))
     return [_apply(cx, node, layer, _x(cx, node), weights=[table])]
 
 
 _UNARY = ("Relu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus", "Softsign", "Exp", "Log", "Abs", "Neg", "Sqrt",
           "Erf", "Reciprocal", "Gelu", "LeakyRelu", "HardSigmoid", "HardSwish", "Softmax", "LogSoftmax", "Identity",
-          "Flatten", "Cast")
+          "Flatten", "Cast", "Not")
 
 
 @EXPORTERS.register(*_UNARY)
@@ -241,7 +244,8 @@ def _clip(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     return [(cx.custom.K5Unary("Clip", bounds, name=cx.layer_name(node.id))(x), perm)]
 
 
-@EXPORTERS.register("Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "MatMul", "Sum", "Mean")
+@EXPORTERS.register("Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "MatMul", "Sum", "Mean", "Equal", "Greater",
+                    "Less", "GreaterOrEqual", "LessOrEqual")
 def _binary(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     op = {"Sum": "Add", "Mean": "Add"}.get(node.op, node.op)
     names = [n for n in node.inputs if n]
@@ -362,6 +366,45 @@ def _slice(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     if perm is not None:
         axes = [perm.index(a % len(perm)) for a in axes]
     return [(cx.custom.K5Slice(starts, ends, axes, steps, name=cx.layer_name(node.id))(held), perm)]
+
+
+@EXPORTERS.register("Where")
+def _where(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
+    """``Where(cond, a, b)`` in k5 order; constant operands become weights of :class:`K5Where`."""
+    names = list(node.inputs[:3])
+    if len(names) != 3 or not all(names):
+        raise ConversionError("expects 3 inputs", where=node.label)
+    consts = [cx.is_const(n) for n in names]
+    if all(consts):
+        raise ConversionError("every operand is a constant (fold it first)", where=node.label)
+    values = [cx.const(n, node).astype(np.float32) if c else None for n, c in zip(names, consts, strict=True)]
+    layer = cx.custom.K5Where([None if v is None else list(v.shape) for v in values], name=cx.layer_name(node.id))
+    tensors = [_x(cx, node, i) for i, c in enumerate(consts) if not c]
+    y = layer(*tensors)
+    layer.set_weights([v for v in values if v is not None])
+    return [y]
+
+
+@EXPORTERS.register("Split")
+def _split(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
+    """Split into static pieces: one :class:`K5Slice` per output (k5 order)."""
+    x = _x(cx, node)
+    axis = int(attrs.get("axis", 0)) % len(x.shape)
+    dim = x.shape[axis]
+    if len(node.inputs) > 1 and node.inputs[1]:
+        sizes = [int(v) for v in cx.const(node.inputs[1], node).ravel()]
+    elif attrs.get("num_outputs") and dim is not None:
+        n = int(attrs["num_outputs"])
+        chunk = -(-int(dim) // n)
+        sizes = [chunk] * (n - 1) + [int(dim) - chunk * (n - 1)]
+    else:
+        raise ConversionError("a Split needs constant sizes or num_outputs over a static dim", where=node.label)
+    outs, start = [], 0
+    for i, size in enumerate(sizes):
+        layer = cx.custom.K5Slice([start], [start + size], [axis], [1], name=cx.layer_name(f"{node.id}_{i}"))
+        outs.append(layer(x))
+        start += size
+    return outs
 
 
 @EXPORTERS.register("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd")

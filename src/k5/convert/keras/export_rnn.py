@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from k5.convert.keras.export_ops import _apply, _w, _x
+from k5.convert.keras.export_ops import _w, _x
 from k5.convert.keras.exporter import Ctx
 from k5.convert.keras.tables import EXPORTERS
 from k5.errors import ConversionError
@@ -31,8 +31,6 @@ def _keras_order(m: np.ndarray, op: str) -> np.ndarray:
 @EXPORTERS.register("LSTM", "GRU", "RNN")
 def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     op = node.op
-    if any(n for n in node.inputs[1:]):
-        raise ConversionError("sequence_lens and initial states are not converted to Keras", where=node.label)
     if attrs.get("clip") is not None or attrs.get("input_forget"):
         raise ConversionError("clip and input_forget are not converted to Keras", where=node.label)
     W, R, B = _w(node, "W"), _w(node, "R"), _w(node, "B")
@@ -50,6 +48,24 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     x = _x(cx, node)
     if int(attrs.get("layout", 0)) == 0:
         x = cx.custom.K5Transpose([1, 0, 2], name=cx.layer_name(f"{node.id}.batch_first"))(x)
+    mask = None
+    if len(node.inputs) > 4 and node.inputs[4]:  # sequence_lens -> a Keras mask; k5's Y is zero past the length
+        lens = _x(cx, node, 4)
+        mask = cx.custom.K5SequenceMask(name=cx.layer_name(f"{node.id}.mask"))(x, lens)
+    layout = int(attrs.get("layout", 0))
+    # initial_h (and initial_c): [dirs, N, H] ([N, dirs, H] in layout 1), one [N, H] state per Keras layer
+    states = [_x(cx, node, i) if len(node.inputs) > i and node.inputs[i] else None
+              for i in ((5, 6) if op == "LSTM" else (5,))]
+    if any(s is not None for s in states) and not all(s is not None for s in states):
+        raise ConversionError("an LSTM with initial_h but not initial_c (or the reverse) is not converted to Keras",
+                              where=node.label)
+
+    def initial(d: int) -> list[Any] | None:
+        if states[0] is None:
+            return None
+        return [cx.custom.K5Unary("Gather", {"indices": d, "axis": layout},
+                                  name=cx.layer_name(f"{node.id}.state{k}_{d}"))(s) for k, s in enumerate(states)]
+
     G = _GATES[op]
     seqs, hs, cs = [], [], []
     for d in range(dirs):
@@ -60,7 +76,7 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
         backwards = attrs.get("direction") == "reverse" or d == 1
         lname = node.id if dirs == 1 else f"{node.id}.{'backward' if d else 'forward'}"
         kw: dict[str, Any] = {"return_sequences": True, "return_state": True, "go_backwards": backwards,
-                              "name": cx.layer_name(lname)}
+                              "zero_output_for_mask": True, "name": cx.layer_name(lname)}
         if op == "LSTM":
             layer = cx.keras.layers.LSTM(H, **kw)
             ws = [w, r, wb + rb]
@@ -71,7 +87,9 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
         else:
             layer = cx.keras.layers.SimpleRNN(H, activation=activation, **kw)
             ws = [w, r, wb + rb]
-        outs = _apply(cx, node, layer, x, weights=ws)
+        kwargs = {k: v for k, v in (("mask", mask), ("initial_state", initial(d))) if v is not None}
+        outs = layer(x, **kwargs)
+        layer.set_weights(ws)
         seq = outs[0]
         if backwards:  # Keras returns the backward pass in processing order; ONNX at the input's positions
             seq = cx.custom.K5Slice([-1], [-(1 << 62)], [1], [-1], name=cx.layer_name(f"{node.id}.unreverse{d}"))(seq)
@@ -97,10 +115,33 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     return [y, yh, yc]
 
 
+def _is_causal_mask(cx: Ctx, name: str) -> bool:
+    """Whether ``name`` is a constant square ``attn_mask`` masking exactly the future: bool True above the
+    diagonal, or a float mask of 0 on and below it and -inf (or a large negative number) above."""
+    if not cx.is_const(name):
+        return False
+    m = cx.values[name]
+    while m.ndim > 2 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        return False
+    future = np.triu(np.ones(m.shape, dtype=bool), k=1)
+    if m.dtype == np.bool_:
+        return bool(np.array_equal(m, future))
+    m = m.astype(np.float64)
+    return bool(np.all(m[~future] == 0) and np.all(m[future] <= -1e9))
+
+
 @EXPORTERS.register("MultiHeadAttention")
 def _mha(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
-    if any(len(node.inputs) > i and node.inputs[i] for i in (3, 4)):
-        raise ConversionError("attention masks are not converted to Keras", where=node.label)
+    causal = bool(attrs.get("causal"))
+    if len(node.inputs) > 3 and node.inputs[3]:
+        if not _is_causal_mask(cx, node.inputs[3]):
+            raise ConversionError("attention masks other than a constant causal mask are not converted to Keras",
+                                  where=node.label)
+        causal = True
+    if len(node.inputs) > 4 and node.inputs[4]:
+        raise ConversionError("key padding masks are not converted to Keras", where=node.label)
     heads = int(attrs["num_heads"])
     qw, kw_, vw, ow = (_w(node, k) for k in ("q_weight", "k_weight", "v_weight", "out_weight"))
     assert qw is not None and kw_ is not None and vw is not None and ow is not None
@@ -116,7 +157,7 @@ def _mha(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
                                                output_shape=out_dim if out_dim != q.shape[-1] else None,
                                                name=cx.layer_name(node.id))
     want_scores = len(node.outputs) > 1 and bool(node.outputs[1])
-    outs = layer(q, v, key=k, use_causal_mask=bool(attrs.get("causal")), return_attention_scores=want_scores)
+    outs = layer(q, v, key=k, use_causal_mask=causal, return_attention_scores=want_scores)
     ws: list[np.ndarray] = []
     for w, bias in zip((qw, kw_, vw), biases[:3], strict=True):
         ws.append(w.T.reshape(w.shape[1], heads, dh))

@@ -166,21 +166,55 @@ def _fold_transposes(nodes: list[Node]) -> list[Node]:
 
 
 # -- live models --------------------------------------------------------------------------------------------------
-def _live_config(model: Any) -> tuple[str, dict[str, Any]]:
+def _live_config(model: Any, example_inputs: Any = None) -> tuple[str, dict[str, Any], Any]:
+    """(class, config, the functional/Sequential model holding the layers) of a live model; a subclassed model is
+    traced first (:func:`_trace_subclassed`)."""
     keras = import_keras()
     if not isinstance(model, keras.Model):
         raise ConversionError(f"expected a keras.Model. Received: {type(model).__name__}")
-    cls = type(model).__name__
-    if isinstance(model, keras.Sequential):
-        cls = "Sequential"
-    elif cls != "Functional":
-        raise ConversionError(
-            f"{cls} is a subclassed keras.Model; only Sequential and functional models are converted. Wrap its "
-            "call in a functional model (keras.Model(inputs, outputs)) built from built-in layers"
-        )
     if not model.built:
         raise ConversionError("the model is not built; call it once or give it an Input")
-    return cls, model.get_config()
+    cls = type(model).__name__
+    if isinstance(model, keras.Sequential):
+        return "Sequential", model.get_config(), model
+    if cls != "Functional":
+        model = _trace_subclassed(keras, model, example_inputs)
+    return "Functional", model.get_config(), model
+
+
+def _trace_subclassed(keras: Any, model: Any, example_inputs: Any) -> Any:
+    """A functional model of a subclassed model's call graph: its ``call`` run on symbolic ``keras.Input``s, so
+    each Keras layer and ``keras.ops`` it calls is recorded as a node. Input shapes come from ``example_inputs``
+    (batch axis left free) or from the shapes the model was built with; the call must take one tensor or a list."""
+    cls = type(model).__name__
+    if example_inputs is not None:
+        arrays = [np.asarray(a) for a in (example_inputs if isinstance(example_inputs, (list, tuple))
+                                          else [example_inputs])]
+        specs = [(a.shape[1:], str(a.dtype)) for a in arrays]
+    else:
+        shapes = getattr(model, "_build_shapes_dict", None) or {}
+        if len(shapes) != 1:
+            raise ConversionError(f"subclassed model {cls}: its input shapes are unknown; pass example_inputs")
+        shape = next(iter(shapes.values()))
+        many = isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple))
+        specs = [(tuple(s)[1:], "float32") for s in (shape if many else [shape])]
+    try:
+        inputs = [keras.Input(shape=tuple(shape), dtype=dtype) for shape, dtype in specs]
+        arg = inputs if len(inputs) > 1 else inputs[0]
+        try:
+            outputs = model.call(arg, training=False)
+        except TypeError:  # a call without a training argument
+            outputs = model.call(arg)
+        traced = keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name)
+    except K5Error:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure of user code while tracing is reported as such
+        raise ConversionError(
+            f"subclassed model {cls}: its call() cannot be traced on symbolic keras.Input tensors "
+            f"({type(e).__name__}: {e}). Only a call() made of Keras layers and keras.ops converts; rebuild it as a "
+            "functional model (keras.Model(inputs, outputs))"
+        ) from None
+    return traced
 
 
 def _example_inputs(parsed: ParsedModel, seed: int = 0) -> list[np.ndarray]:
@@ -208,7 +242,7 @@ def from_keras(
     metadata: Metadata | None = None,
     validation: bool = True,
 ) -> Model:
-    """Convert a Keras 3 ``Sequential`` or functional ``keras.Model`` into a k5 :class:`Model`.
+    """Convert a Keras 3 ``Sequential``, functional or traceable subclassed ``keras.Model`` into a k5 :class:`Model`.
 
     Each Keras layer becomes a k5 layer op named by the layer's name and owning its weights; the model keeps its
     Keras interface (channels-last inputs and outputs). ``example_inputs`` (an array, or a list in
@@ -216,11 +250,11 @@ def from_keras(
     inputs that feed an Embedding). The validation outputs are Keras' own.
     """
     keras = import_keras()
-    cls, config = _live_config(model)
+    cls, config, graph_model = _live_config(model, example_inputs)
     parsed = parse_model_config(cls, config)
 
     def weights(path: tuple[str, ...]) -> list[np.ndarray]:
-        layer = model
+        layer = graph_model
         for name in path:
             layer = layer.get_layer(name)
         return [np.asarray(keras.ops.convert_to_numpy(v)) for v in layer.weights]

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["CUSTOM_OBJECTS", "K5Binary", "K5Pad", "K5Reduce", "K5Reshape", "K5Slice", "K5Transpose", "K5Unary"]
+__all__ = ["CUSTOM_OBJECTS", "K5Binary", "K5Pad", "K5Reduce", "K5Reshape", "K5SequenceMask", "K5Slice", "K5Transpose",
+           "K5Unary", "K5Where"]
 
 _UNARY = {
     "Relu": lambda x, a: ops.relu(x),
@@ -44,6 +45,7 @@ _UNARY = {
     "Expand": lambda x, a: x * ops.ones(a["shape"], dtype=x.dtype),
     "Unsqueeze": lambda x, a: _unsqueeze(x, a["axes"]),
     "Squeeze": lambda x, a: ops.squeeze(x, axis=tuple(a["axes"])),
+    "Not": lambda x, a: ops.logical_not(x),
 }
 
 
@@ -72,7 +74,8 @@ def _unsqueeze(x: Any, axes: list[int]) -> Any:
 
 _BINARY = {
     "Add": ops.add, "Sub": ops.subtract, "Mul": ops.multiply, "Div": ops.divide, "Max": ops.maximum,
-    "Min": ops.minimum, "Pow": ops.power, "MatMul": ops.matmul,
+    "Min": ops.minimum, "Pow": ops.power, "MatMul": ops.matmul, "Equal": ops.equal,
+    "Greater": ops.greater, "Less": ops.less, "GreaterOrEqual": ops.greater_equal, "LessOrEqual": ops.less_equal,
 }
 
 
@@ -112,6 +115,39 @@ class K5Binary(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "op": self.op, "const_index": self.const_index,
                 "const_shape": self.const_shape}
+
+
+@keras.saving.register_keras_serializable(package="k5")
+class K5SequenceMask(keras.layers.Layer):
+    """The Keras RNN mask of k5's ``sequence_lens``: ``mask[n, t] = t < lens[n]`` for batch-first ``x [N, T, ...]``."""
+
+    def call(self, x: Any, lens: Any) -> Any:
+        steps = ops.arange(ops.shape(x)[1], dtype="int32")
+        return ops.less(ops.expand_dims(steps, 0), ops.expand_dims(ops.cast(lens, "int32"), 1))
+
+
+@keras.saving.register_keras_serializable(package="k5")
+class K5Where(keras.layers.Layer):
+    """``where(cond, a, b)``; constant operands (``const_shapes[i]`` not None) are non-trainable weights (a constant
+    condition is stored as 0/1 floats), the others are the call's tensors in order."""
+
+    def __init__(self, const_shapes: list[list[int] | None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.const_shapes = [None if c is None else list(c) for c in const_shapes]
+        self.consts = [None if c is None else self.add_weight(name=f"constant{i}", shape=tuple(c), trainable=False,
+                                                              initializer="zeros")
+                       for i, c in enumerate(self.const_shapes)]
+
+    def call(self, *xs: Any) -> Any:
+        it = iter(xs)
+        args = [next(it) if c is None else c for c in self.consts]
+        dtype = next((a.dtype for i, a in enumerate(args) if i and self.consts[i] is None), "float32")
+        cond = args[0] if self.consts[0] is None else ops.not_equal(args[0], 0)
+        a, b = (ops.cast(v, dtype) if self.consts[i + 1] is not None else v for i, v in enumerate(args[1:]))
+        return ops.where(cond, a, b)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "const_shapes": self.const_shapes}
 
 
 @keras.saving.register_keras_serializable(package="k5")
@@ -198,4 +234,4 @@ class K5Reduce(keras.layers.Layer):
 
 
 CUSTOM_OBJECTS = {f"k5>{c.__name__}": c for c in (K5Unary, K5Binary, K5Transpose, K5Reshape, K5Pad, K5Slice,
-                                                   K5Reduce)}
+                                                   K5Reduce, K5SequenceMask, K5Where)}

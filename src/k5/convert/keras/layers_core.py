@@ -234,8 +234,6 @@ def _normalization(b: Builder, call: LayerCall) -> list[Val]:
 
 @LAYERS.register("Embedding", produces=("Embedding", "Cast"))
 def _embedding(b: Builder, call: LayerCall) -> list[Val]:
-    if call.config.get("mask_zero"):
-        raise call.error("mask_zero=True: masks are not converted; set mask_zero=False or drop the mask")
     x = call.inputs[0]
     src = b.get(x, "k")
     if (call.in_dtypes[0] if call.in_dtypes else None) != "int64":

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from k5.convert.keras.graph import Builder, LayerCall, Val
+from k5.convert.keras.masking import rnn_mask
 from k5.convert.keras.tables import LAYERS
 
 __all__: list[str] = []
@@ -20,7 +21,7 @@ __all__: list[str] = []
 _OPS = {"LSTM": ("LSTM", 4), "GRU": ("GRU", 3), "SimpleRNN": ("RNN", 1)}
 _ACT = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
 _PRODUCES = ("LSTM", "GRU", "RNN", "Reshape", "Constant", "Slice", "ReduceSum", "ReduceMean", "ReduceProd",
-             "Transpose", "Flatten")
+             "Transpose", "Flatten", "Cast", "Sub", "Unsqueeze", "Mul", "Add")
 
 
 def _cell_weights(call: LayerCall, cls: str, cfg: dict[str, Any], ws: list[np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -53,8 +54,6 @@ def _check(call: LayerCall, cfg: dict[str, Any]) -> None:
         raise call.error("stateful=True is not converted (k5 graphs carry no state between calls)")
     if cfg.get("time_major"):
         raise call.error("time_major=True is not converted")
-    if len(call.inputs) > 1:
-        raise call.error("initial states or masks passed as inputs are not converted")
 
 
 def _activations(call: LayerCall, cls: str, cfg: dict[str, Any], dirs: int) -> list[str] | None:
@@ -88,13 +87,22 @@ def _run(b: Builder, call: LayerCall, cls: str, cfg: dict[str, Any], dirs_ws: li
     if acts is not None:
         attrs["activations"] = acts
     src = b.get(call.inputs[0], "k")
+    mask = rnn_mask(b, call, direction)
     n_out = 3 if cls == "LSTM" else 2
-    outs = b.add(op, [src], id=call.name, weights=weights, attrs=attrs, n_out=n_out)
+    ins = [src] if mask is None else [src, "", "", "", mask[1]]  # X, W, R, B (stored), sequence_lens
+    outs = b.add(op, ins, id=call.name, weights=weights, attrs=attrs, n_out=n_out)
     seq, state = outs[0], outs[1]
     dirs = len(dirs_ws)
     return_sequences = bool(cfg.get("return_sequences", False))
     if return_sequences:
         y = seq  # [N, T, dirs, H]
+        if mask is not None and dirs == 1 and not cfg.get("zero_output_for_mask", False):
+            # Keras repeats the last output at masked steps (k5's Y is zero there): Y + (1 - steps) * Y_h
+            pad = b.add1("Sub", [b.const(np.ones((), np.float32), "one_f32"), mask[0]], id=f"{call.name}.padded")
+            pad = b.add1("Unsqueeze", [pad, b.ints([2, 3], "axes_2_3")], id=f"{call.name}.padded4")
+            last = b.add1("Unsqueeze", [state, b.ints([1], "axes_1")], id=f"{call.name}.last")
+            carry = b.add1("Mul", [pad, last], id=f"{call.name}.carry")
+            y = b.add1("Add", [y, carry], id=f"{call.name}.carried")
         if direction == "reverse":  # Keras go_backwards returns the outputs in processing order
             y = b.add1("Slice", [y, b.ints([-1], "minus_one"), b.ints([np.iinfo(np.int64).min], "int64_min"),
                                  b.ints([1], "axes_1"), b.ints([-1], "minus_one")], id=f"{call.name}.reversed")

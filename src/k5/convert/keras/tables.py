@@ -26,5 +26,4 @@ REFUSED = {
     "Lambda": "a Lambda layer holds Python code (bytecode in a .keras file); k5 neither converts nor runs it. "
     "Replace it with built-in layers, or export the model to ONNX first",
     "TFSMLayer": "a TFSMLayer wraps a TensorFlow SavedModel graph, not Keras layers",
-    "Masking": "masking is not converted (k5's RNN ops take sequence lengths, not masks)",
 }
