@@ -69,6 +69,8 @@ def requires_extra(extra: str) -> Callable[[F], F]:
                 if err is None:
                     raise
                 raise err from e
+            except MissingDependencyError:  # already names its extra
+                raise
             except K5Error as e:  # a converter's wrapper may have turned the failed import into a ConversionError
                 cause = e.__cause__
                 err = framework_missing(cause, extra, f"k5.{fn.__name__}") if isinstance(cause, ImportError) else None

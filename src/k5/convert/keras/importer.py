@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from k5.convert import require
 from k5.convert.keras.config import ParsedModel, TensorRef, parse_model_config
 from k5.convert.keras.graph import Builder, LayerCall, Val
 from k5.convert.keras.tables import LAYERS
@@ -22,15 +23,9 @@ from k5.format.model import Graph, Metadata, Model, Node, TensorInfo, Validation
 __all__ = ["convert_parsed", "from_keras", "import_keras"]
 
 WeightFn = Callable[[tuple[str, ...]], list[np.ndarray]]
-INSTALL = "pip install 'k5[tensorflow]' (or 'k5[keras]' with a Keras backend of your choice)"
-
-
 def import_keras() -> Any:
-    try:
-        import keras
-    except ImportError as e:
-        raise K5Error(f"Keras is not installed ({e}). Install it with: {INSTALL}") from None
-    return keras
+    """``keras``, or a MissingDependencyError naming ``pip install 'k5[tensorflow]'``."""
+    return require("keras", "tensorflow", purpose="Keras models")
 
 
 def _tensor_infos(parsed: ParsedModel) -> list[TensorInfo]:

@@ -13,20 +13,14 @@ import shutil
 import tempfile
 from typing import Any
 
-from k5.errors import ConversionError, K5Error
+from k5.convert import require
+from k5.errors import ConversionError
 from k5.format.model import Model
 
 __all__ = ["to_tensorflow", "to_tflite"]
 
-INSTALL = "pip install 'k5[tensorflow]'"
-
-
 def _tf() -> Any:
-    try:
-        import tensorflow as tf
-    except ImportError as e:
-        raise K5Error(f"TensorFlow is not installed ({e}). Install it with: {INSTALL}") from None
-    return tf
+    return require("tensorflow", "tensorflow", purpose="SavedModel and TFLite export")
 
 
 def _export_saved_model(model: Model, target: str) -> None:
