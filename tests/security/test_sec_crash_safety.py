@@ -91,6 +91,7 @@ def test_sigkill_during_save_leaves_old_or_new(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # 400 rounds, each a guarded load of the result: ~11 min on 2 cores
 def test_sigkill_during_save_many(tmp_path: Path) -> None:
     stats = kill_rounds(tmp_path, kills=400, seed=55)
     print("crash-safety (slow):", stats)
@@ -163,6 +164,7 @@ def test_sigkill_during_convert_leaves_a_complete_output(tmp_path: Path, suffix:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # the .onnx case took 530 s of the default 600 on 2 cores
 @pytest.mark.parametrize("suffix", [".k5", ".onnx"])
 def test_sigkill_during_convert_many(tmp_path: Path, suffix: str) -> None:
     pytest.importorskip("k5.cli.convert", reason="`k5 convert` (src/k5/cli/convert.py) has not landed yet")
