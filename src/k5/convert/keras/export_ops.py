@@ -70,7 +70,7 @@ def _pad_cl(cx: Ctx, node: Node, x: Any, pads: list[int], value: float = 0.0) ->
 
 
 def _spatial_pads(attrs: dict[str, Any], n: int, node: Node) -> list[int]:
-    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+    if attrs["auto_pad"] not in ("NOTSET", "VALID"):
         raise ConversionError(f"auto_pad={attrs['auto_pad']!r} is not converted to Keras", where=node.label)
     return list(attrs.get("pads") or [0] * (2 * n))
 
@@ -89,7 +89,7 @@ def _conv(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     w, b = _w(node, "weight"), _w(node, "bias")
     assert w is not None
     n = w.ndim - 2
-    group = int(attrs.get("group", 1))
+    group = int(attrs["group"])
     x, perm = _cl(cx, node)
     x = _pad_cl(cx, node, x, _spatial_pads(attrs, n, node))
     extra = [b] if b is not None else []
@@ -111,7 +111,7 @@ def _conv_transpose(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     w, b = _w(node, "weight"), _w(node, "bias")
     assert w is not None
     n = w.ndim - 2
-    if int(attrs.get("group", 1)) != 1 or attrs.get("output_shape"):
+    if int(attrs["group"]) != 1 or attrs.get("output_shape"):
         raise ConversionError("group > 1 or output_shape is not converted to Keras", where=node.label)
     pads = _spatial_pads(attrs, n, node)
     out_pad = attrs.get("output_padding") or [0] * n
@@ -172,7 +172,7 @@ def _batchnorm(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 def _layernorm(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     x = _x(cx, node)
     rank = len(x.shape)
-    axis = int(attrs.get("axis", -1)) % rank
+    axis = int(attrs["axis"]) % rank
     scale, bias = _w(node, "scale"), _w(node, "bias")
     norm_shape = tuple(x.shape[axis:])
     layer = cx.keras.layers.LayerNormalization(axis=list(range(axis, rank)) if rank - axis > 1 else -1,
@@ -225,7 +225,7 @@ _UNARY = ("Relu", "Sigmoid", "Tanh", "Elu", "Selu", "Softplus", "Softsign", "Exp
 def _unary(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     keep = {k: v for k, v in attrs.items() if v is not None and k in ("alpha", "beta", "axis", "approximate", "to")}
     if node.op == "Flatten":
-        if int(attrs.get("axis", 1)) != 1:
+        if int(attrs["axis"]) != 1:
             raise ConversionError("Flatten with axis != 1 is not converted", where=node.label)
         return [cx.custom.K5Unary("Flatten", {}, name=cx.layer_name(node.id))(_x(cx, node))]
     x, perm = _same(cx, node)
@@ -321,7 +321,7 @@ def _squeeze(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 def _gather(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     """Gather with constant indices (``y[:, -1]``); negative indices resolved by the static dim."""
     x = _x(cx, node)
-    axis = int(attrs.get("axis", 0)) % len(x.shape)
+    axis = int(attrs["axis"]) % len(x.shape)
     idx = cx.const(node.inputs[1], node).astype(np.int64)
     dim = x.shape[axis]
     if (idx < 0).any():
@@ -340,7 +340,7 @@ def _expand(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 
 @EXPORTERS.register("Pad")
 def _pad(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
-    if attrs.get("mode", "constant") != "constant" or (len(node.inputs) > 3 and node.inputs[3]):
+    if attrs["mode"] != "constant" or (len(node.inputs) > 3 and node.inputs[3]):
         raise ConversionError("only constant padding of every axis is converted", where=node.label)
     pads = [int(p) for p in cx.const(node.inputs[1], node).ravel()]
     value = float(cx.const(node.inputs[2], node)) if len(node.inputs) > 2 and node.inputs[2] else 0.0
@@ -389,7 +389,7 @@ def _where(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 def _split(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     """Split into static pieces: one :class:`K5Slice` per output (k5 order)."""
     x = _x(cx, node)
-    axis = int(attrs.get("axis", 0)) % len(x.shape)
+    axis = int(attrs["axis"]) % len(x.shape)
     dim = x.shape[axis]
     if len(node.inputs) > 1 and node.inputs[1]:
         sizes = [int(v) for v in cx.const(node.inputs[1], node).ravel()]
@@ -414,7 +414,7 @@ def _reduce(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
         axes = [int(a) for a in cx.const(node.inputs[1], node).ravel()]
     else:
         axes = list(range(len(x.shape)))
-    return [cx.custom.K5Reduce(node.op, axes, bool(attrs.get("keepdims", 1)), name=cx.layer_name(node.id))(x)]
+    return [cx.custom.K5Reduce(node.op, axes, bool(attrs["keepdims"]), name=cx.layer_name(node.id))(x)]
 
 
 @EXPORTERS.register("Resize")

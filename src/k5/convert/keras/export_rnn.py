@@ -46,13 +46,13 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
     if _w(node, "P") is not None:
         raise ConversionError("peepholes are not converted to Keras", where=node.label)
     x = _x(cx, node)
-    if int(attrs.get("layout", 0)) == 0:
+    if int(attrs["layout"]) == 0:
         x = cx.custom.K5Transpose([1, 0, 2], name=cx.layer_name(f"{node.id}.batch_first"))(x)
     mask = None
     if len(node.inputs) > 4 and node.inputs[4]:  # sequence_lens -> a Keras mask; k5's Y is zero past the length
         lens = _x(cx, node, 4)
         mask = cx.custom.K5SequenceMask(name=cx.layer_name(f"{node.id}.mask"))(x, lens)
-    layout = int(attrs.get("layout", 0))
+    layout = int(attrs["layout"])
     # initial_h (and initial_c): [dirs, N, H] ([N, dirs, H] in layout 1), one [N, H] state per Keras layer
     states = [_x(cx, node, i) if len(node.inputs) > i and node.inputs[i] else None
               for i in ((5, 6) if op == "LSTM" else (5,))]
@@ -81,7 +81,7 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
             layer = cx.keras.layers.LSTM(H, **kw)
             ws = [w, r, wb + rb]
         elif op == "GRU":
-            after = bool(attrs.get("linear_before_reset", 0))
+            after = bool(attrs["linear_before_reset"])
             layer = cx.keras.layers.GRU(H, reset_after=after, **kw)
             ws = [w, r, np.stack([wb, rb]) if after else wb + rb]
         else:
@@ -107,7 +107,7 @@ def _rnn(cx: Ctx, node: Node, attrs: dict[str, Any]) -> list[Any]:
 
     y, yh = stack(seqs, 2, "Y"), stack(hs, 1, "Y_h")  # [N, T, dirs, H], [N, dirs, H]
     yc = stack(cs, 1, "Y_c") if cs else None
-    if int(attrs.get("layout", 0)) == 0:
+    if int(attrs["layout"]) == 0:
         y = cx.custom.K5Transpose([1, 2, 0, 3], name=cx.layer_name(f"{node.id}.Y_layout0"))(y)
         yh = cx.custom.K5Transpose([1, 0, 2], name=cx.layer_name(f"{node.id}.Y_h_layout0"))(yh)
         if yc is not None:

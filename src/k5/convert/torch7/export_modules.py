@@ -59,7 +59,7 @@ def _sym_pads(attrs: dict[str, Any], node: Node) -> tuple[int, int]:
     pads = attrs.get("pads") or [0, 0, 0, 0]
     if len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
         raise _refuse(node, f"padding {pads} (Lua pads both sides of an axis alike)")
-    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+    if attrs["auto_pad"] not in ("NOTSET", "VALID"):
         raise _refuse(node, f"auto_pad={attrs['auto_pad']}")
     return int(pads[0]), int(pads[1])
 
@@ -81,7 +81,7 @@ def conv(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
     w = _f32(node.weights["weight"])
     if w.ndim != 4:
         raise _refuse(node, f"a {w.ndim - 2}-D convolution")
-    if int(attrs.get("group", 1)) != 1:
+    if int(attrs["group"]) != 1:
         raise _refuse(node, f"a grouped convolution (group={attrs['group']})")
     sh, sw = _pair(attrs.get("strides"), 1, node, "stride")
     dh, dw = _pair(attrs.get("dilations"), 1, node, "dilation")
@@ -124,7 +124,7 @@ def conv_transpose(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Ob
     w = _f32(node.weights["weight"])
     if w.ndim != 4:
         raise _refuse(node, f"a {w.ndim - 2}-D transposed convolution")
-    if int(attrs.get("group", 1)) != 1 or attrs.get("output_shape"):
+    if int(attrs["group"]) != 1 or attrs.get("output_shape"):
         raise _refuse(node, "a grouped transposed convolution, or one with output_shape,")
     if _pair(attrs.get("dilations"), 1, node, "dilation") != (1, 1):
         raise _refuse(node, "a dilated transposed convolution")
@@ -142,7 +142,7 @@ def conv_transpose(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Ob
 
 @EXPORTERS.register("BatchNormalization")
 def batch_norm(cx: ExportContext, node: Node, attrs: dict[str, Any]) -> T7Object:
-    if int(attrs.get("training_mode", 0)):
+    if int(attrs["training_mode"]):
         raise _refuse(node, "BatchNormalization in training mode")
     rank = _rank(cx, node)
     if rank not in (2, 4):
